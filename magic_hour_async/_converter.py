@@ -1,0 +1,101 @@
+"""The one cattrs converter: every wire-format rule of the API lives here.
+
+- Date-times arrive as ISO 8601 with ``Z`` or an offset (sometimes without either); they decode to aware
+  ``datetime`` objects, naive ones taken as UTC.
+- ``status`` decodes to a :class:`ProjectStatus` member when known and stays a plain string otherwise.
+- Unknown keys are ignored; a missing required key or a wrong type raises :class:`ResponseDecodeError`.
+- Unstructuring drops ``None`` values: the API wants optional fields omitted, never sent as null.
+
+cattrs generates one structuring function per class on first use, so decoding costs a function call per
+object, not a class construction per response.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, TypeVar, cast
+
+import cattrs
+
+from ._exceptions import ResponseDecodeError
+from ._models import ProjectStatus
+
+T = TypeVar("T")
+
+_STATUS_BY_VALUE = {member.value: member for member in ProjectStatus}
+
+converter = cattrs.Converter()
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(_normalise_fraction(text))
+    else:
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _normalise_fraction(text: str) -> str:
+    """Pad or cut fractional seconds to 6 digits: Python 3.10's fromisoformat accepts only 3 or 6."""
+    dot = text.find(".", 17)
+    if dot < 0:
+        return text
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    digits = text[dot + 1 : end]
+    return text[: dot + 1] + (digits + "000000")[:6] + text[end:]
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return _STATUS_BY_VALUE.get(value, value)
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+converter.register_structure_hook(datetime, _structure_datetime)
+converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
+# Every str field goes through here; only status values map to enum members (they compare equal to the
+# string, so other fields are unaffected in practice, and ``type`` strings never collide with statuses).
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(bool, _structure_bool)
+
+
+def decode(data: Any, cls: type[T]) -> T:
+    """Structure ``data`` into ``cls``, turning every cattrs/KeyError/TypeError into ResponseDecodeError."""
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise ResponseDecodeError(f"response did not match {cls.__name__}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        notes = cattrs.transform_error(exc)
+        return "; ".join(notes[:3]) if notes else str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def encode(value: Any) -> Any:
+    """Unstructure a request body, omitting ``None`` values at every depth."""
+    return _drop_none(converter.unstructure(value))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        items = cast("dict[str, Any]", value).items()
+        return {key: _drop_none(item) for key, item in items if item is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(item) for item in cast("list[Any]", value)]
+    return value

@@ -1,0 +1,225 @@
+"""The exception tree. Every error the SDK raises derives from :class:`MagicHourError`.
+
+```
+MagicHourError
+├── ConfigurationError (also ValueError)
+├── APIStatusError            .status_code .message .body .headers
+│   ├── BadRequestError 400   ├── AuthenticationError 401   ├── PaymentRequiredError 402
+│   ├── PermissionDeniedError 403   ├── NotFoundError 404   ├── UnprocessableEntityError 422
+│   ├── RateLimitError 429 (.retry_after seconds or None)   └── ServerError 5xx
+├── APIConnectionError        no HTTP response was received
+│   └── APITimeoutError (also TimeoutError)
+├── ResponseDecodeError       the body was not the JSON shape the API promises
+├── WaitTimeoutError (also TimeoutError)   .project
+├── RenderError               .project .code .message
+├── DownloadError
+└── WebhookVerificationError
+```
+
+Every exception pickles: constructors take their fields as keyword arguments and ``__reduce__`` replays them.
+Messages never contain the API token: :func:`status_error` builds them from the response body only, and the
+transport scrubs the token from anything it raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+_EXCERPT = 200
+
+
+class MagicHourError(Exception):
+    """Base class of every error raised by magic_hour_async."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _fields(self) -> dict[str, Any]:
+        return {"message": self.message}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self._fields()))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[MagicHourError], fields: dict[str, Any]) -> MagicHourError:
+    return cls(**fields)
+
+
+class ConfigurationError(MagicHourError, ValueError):
+    """The client was configured wrongly (no token, a bad base URL, an invalid option)."""
+
+
+class ClientClosedError(MagicHourError, RuntimeError):
+    """The client was used after ``close()``; create a new one."""
+
+
+class APIStatusError(MagicHourError):
+    """The API answered with a non-success HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "status_code": self.status_code,
+            "body": self.body,
+            "headers": self.headers,
+        }
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status_code}: {self.message}"
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the request was malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the API token is missing, wrong or revoked."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """HTTP 402: the account has not enough credits."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: the plan or token does not allow this operation."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: no such resource (or it belongs to another kind)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422: the request body broke a rule of the API."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429: too many requests; ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body, headers=headers)
+        self.retry_after = retry_after
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "retry_after": self.retry_after}
+
+
+class ServerError(APIStatusError):
+    """HTTP 5xx: the API failed to handle the request."""
+
+
+class APIConnectionError(MagicHourError):
+    """No HTTP response was received (refused, reset, DNS failure, TLS error)."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """The request timed out before a complete response arrived."""
+
+
+class ResponseDecodeError(MagicHourError):
+    """The response body was not the JSON shape the API promises."""
+
+
+class WaitTimeoutError(MagicHourError, TimeoutError):
+    """A wait passed its deadline; ``project`` is the last state seen (None if none was)."""
+
+    def __init__(self, message: str, *, project: Any = None) -> None:
+        super().__init__(message)
+        self.project = project
+
+    def _fields(self) -> dict[str, Any]:
+        return {"message": self.message, "project": self.project}
+
+
+class RenderError(MagicHourError):
+    """A render ended in ``error`` or ``canceled``; raised by ``project.raise_for_status()``."""
+
+    def __init__(self, message: str, *, project: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.project = project
+        self.code = code
+
+    def _fields(self) -> dict[str, Any]:
+        return {"message": self.message, "project": self.project, "code": self.code}
+
+
+class DownloadError(MagicHourError):
+    """An output could not be downloaded; nothing was left under the final file name."""
+
+
+class WebhookVerificationError(MagicHourError):
+    """A webhook delivery failed verification (missing header, bad signature, stale timestamp)."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _excerpt(text: str) -> str:
+    """A short, single-line, readable excerpt of a non-JSON body (an HTML error page, say)."""
+    if "<" in text:
+        # Prefer the page's <title>, which proxies fill with the status line.
+        lower = text.lower()
+        start, end = lower.find("<title>"), lower.find("</title>")
+        if 0 <= start < end:
+            text = text[start + len("<title>") : end]
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _EXCERPT else flat[: _EXCERPT - 3] + "..."
+
+
+def status_error(
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    *,
+    reason: str = "",
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Build the exception for an error response. The one place that maps statuses to classes."""
+    text = raw.decode("utf-8", "replace")
+    body: Any = text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    found = cast("dict[str, object]", body).get("message") if isinstance(body, dict) else None
+    message = (found if isinstance(found, str) else _excerpt(text)) or reason or "no message"
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message, status_code=status, body=body, headers=headers, retry_after=retry_after
+        )
+    return cls(message, status_code=status, body=body, headers=headers)

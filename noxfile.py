@@ -1,0 +1,84 @@
+"""Development sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` measures.
+
+Test sessions run on every Python 3.10-3.13 found on this machine (pyenv's versions included), so a fresh
+machine with a single Python still runs the whole suite.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+TEST_DEPS = ("-c", "tests/constraints.txt", "-e", ".[test]")
+
+
+def _add_pyenv_versions_to_path() -> None:
+    # pyenv installs interpreters side by side but only puts the global one on PATH.
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    bins = sorted(
+        {d for root in roots if root for d in glob.glob(os.path.join(root, "versions", "3.1*", "bin"))}
+    )
+    if bins:
+        os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *bins])
+
+
+def _installed_pythons() -> list[str]:
+    _add_pyenv_versions_to_path()
+    found = [v for v in SUPPORTED if shutil.which(f"python{v}")]
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return found or ([current] if current in SUPPORTED else [])
+
+
+PYTHONS = _installed_pythons()
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite (unit, loopback end-to-end against the emulator, spec conformance)."""
+    session.install(*TEST_DEPS)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[:1] or None)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict and pyright (strict) on the package."""
+    session.install(*TEST_DEPS, "mypy", "pyright")
+    session.run("mypy")
+    session.run("pyright")
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def gen(session: nox.Session) -> None:
+    """Regenerate the blocking facade (and the API surface, when the spec is present)."""
+    session.install("-e", ".")
+    session.run("python", "tools/gen_sync.py")
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def gen_check(session: nox.Session) -> None:
+    """Fail when generated files differ from what the generators would write."""
+    session.install("-e", ".")
+    session.run("python", "tools/gen_sync.py", "--check")
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw aiohttp and the official SDK (installed here only)."""
+    session.install(*TEST_DEPS, "magic-hour==0.90.0")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import magic_hour_async as mh
+from magic_hour_async._exceptions import status_error
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, mh.BadRequestError),
+        (401, mh.AuthenticationError),
+        (402, mh.PaymentRequiredError),
+        (403, mh.PermissionDeniedError),
+        (404, mh.NotFoundError),
+        (422, mh.UnprocessableEntityError),
+        (429, mh.RateLimitError),
+        (500, mh.ServerError),
+        (502, mh.ServerError),
+        (503, mh.ServerError),
+        (504, mh.ServerError),
+        (409, mh.APIStatusError),
+    ],
+)
+def test_every_status_maps_to_its_exception(status: int, cls: type[mh.APIStatusError]) -> None:
+    error = status_error(status, b'{"message": "Nope"}', {"x-req": "1"})
+    assert type(error) is cls
+    assert error.status_code == status
+    assert error.message == "Nope"
+    assert error.body == {"message": "Nope"}
+    assert error.headers == {"x-req": "1"}
+    assert str(error) == f"HTTP {status}: Nope"
+
+
+def test_html_body_gives_a_short_readable_message() -> None:
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>" + b"y" * 5000 + b"</body></html>"
+    error = status_error(502, page, {})
+    assert isinstance(error, mh.ServerError)
+    assert error.message == "502 Bad Gateway"
+
+
+def test_long_plain_body_is_cut_to_an_excerpt() -> None:
+    error = status_error(500, b"oops " * 200, {})
+    assert len(error.message) == 200
+    assert error.message.endswith("...")
+
+
+def test_empty_body_falls_back_to_the_reason_phrase() -> None:
+    assert status_error(503, b"", {}, reason="Service Unavailable").message == "Service Unavailable"
+
+
+def test_json_without_message_keeps_the_body() -> None:
+    error = status_error(422, b'{"detail": "bad"}', {})
+    assert error.body == {"detail": "bad"}
+    assert error.message == '{"detail": "bad"}'
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        mh.MagicHourError("m"),
+        mh.ConfigurationError("c"),
+        mh.ClientClosedError("closed"),
+        mh.NotFoundError("nf", status_code=404, body={"message": "nf"}, headers={"a": "b"}),
+        mh.RateLimitError("slow", body=None, headers={}, retry_after=1.5),
+        mh.APIConnectionError("down"),
+        mh.APITimeoutError("slow"),
+        mh.ResponseDecodeError("bad"),
+        mh.WaitTimeoutError("late", project=mh.VideoProject(id="v", status="queued")),
+        mh.RenderError("failed", project=None, code="no_source_face"),
+        mh.DownloadError("d"),
+        mh.WebhookVerificationError("w"),
+    ],
+)
+def test_exceptions_pickle_with_their_fields(error: mh.MagicHourError) -> None:
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is type(error)
+    assert vars(clone) == vars(error)
+    assert str(clone) == str(error)
+
+
+def test_builtin_bases_match_meaning() -> None:
+    assert issubclass(mh.ConfigurationError, ValueError)
+    assert issubclass(mh.APITimeoutError, TimeoutError)
+    assert issubclass(mh.APITimeoutError, mh.APIConnectionError)
+    assert issubclass(mh.WaitTimeoutError, TimeoutError)
+    for name in mh.__all__:
+        obj = getattr(mh, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert issubclass(obj, mh.MagicHourError)
+            assert obj.__doc__ and obj.__doc__.strip()

@@ -1,0 +1,340 @@
+"""Transport behaviour over real HTTP on 127.0.0.1 (scripted server) and, for unit cases, aioresponses."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aioresponses import aioresponses
+
+from magic_hour_async import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncClient,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+    Timeout,
+    __version__,
+)
+from magic_hour_async._retry import Backoff
+from magic_hour_async._transport import Transport
+from tests._scripted import Scripted, ScriptedServer, default_project
+
+TOKEN = "mhk_live_s3cr3t_token_value"
+PATH = "/v1/video-projects/abc"
+
+
+class SleepRecorder:
+    """Stands in for asyncio.sleep: records each requested delay and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def make_transport(
+    base_url: str, sleep: SleepRecorder, *, max_retries: int = 2, timeout: Timeout | None = None
+) -> Transport:
+    return Transport(
+        base_url=base_url,
+        token=TOKEN,
+        timeout=timeout or Timeout(),
+        max_retries=max_retries,
+        sleep=sleep,
+        rand=lambda: 0.5,
+    )
+
+
+@pytest_asyncio.fixture
+async def sleep() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest_asyncio.fixture
+async def transport(scripted: ScriptedServer, sleep: SleepRecorder) -> AsyncIterator[Transport]:
+    t = make_transport(scripted.url, sleep)
+    yield t
+    await t.aclose()
+
+
+HTML_502 = (
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
+    "<hr><center>nginx</center>" + "x" * 2000 + "</body></html>"
+)
+
+
+@pytest.mark.asyncio
+async def test_get_sends_bearer_token_and_user_agent(transport: Transport, scripted: ScriptedServer) -> None:
+    body = await transport.request("GET", PATH)
+    assert body == default_project(PATH)
+    sent = scripted.requests[0].headers
+    assert sent["Authorization"] == f"Bearer {TOKEN}"
+    assert sent["User-Agent"].startswith(f"magic-hour-async/{__version__} (python ")
+    assert "aiohttp " in sent["User-Agent"]
+
+
+@pytest.mark.asyncio
+async def test_503_is_retried_with_backoff_then_succeeds(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add(PATH, Scripted(status=503, body={"message": "busy"}), Scripted(status=503, body={}))
+    body = await transport.request("GET", PATH)
+    assert body["id"] == "abc"
+    assert scripted.count("GET", PATH) == 3
+    assert sleep.delays == [0.25, 0.5]  # full jitter at rand=0.5 of 0.5 s then 1 s
+
+
+@pytest.mark.asyncio
+async def test_html_500_is_retried_and_exhaustion_raises_server_error_with_short_message(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add(PATH, *[Scripted(status=502, body=HTML_502)] * 3)
+    with pytest.raises(ServerError) as info:
+        await transport.request("GET", PATH)
+    assert info.value.status_code == 502
+    assert info.value.message == "502 Bad Gateway"
+    assert len(str(info.value)) < 200
+    assert scripted.count("GET", PATH) == 3
+    assert len(sleep.delays) == 2
+
+
+@pytest.mark.asyncio
+async def test_connection_reset_is_retried_for_get(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    # aiohttp itself re-sends an idempotent request once when the connection drops; ours comes after.
+    scripted.add(PATH, Scripted(reset=True), Scripted(reset=True))
+    body = await transport.request("GET", PATH)
+    assert body["id"] == "abc"
+    assert scripted.count("GET", PATH) == 3
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.asyncio
+async def test_reset_exhaustion_raises_api_connection_error(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add(PATH, *[Scripted(reset=True)] * 6)
+    with pytest.raises(APIConnectionError):
+        await transport.request("GET", PATH)
+    assert len(sleep.delays) == 2
+
+
+@pytest.mark.asyncio
+async def test_429_retry_after_seconds_is_honoured(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add(PATH, Scripted(status=429, body={"message": "slow"}, headers={"Retry-After": "3"}))
+    await transport.request("GET", PATH)
+    assert sleep.delays == [3.0]
+
+
+@pytest.mark.asyncio
+async def test_429_retry_after_http_date_is_honoured(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    scripted.add(PATH, Scripted(status=429, body={"message": "slow"}, headers={"Retry-After": when}))
+    await transport.request("GET", PATH)
+    assert len(sleep.delays) == 1
+    assert 17.0 <= sleep.delays[0] <= 20.0  # whole seconds in the header, time passes during the test
+
+
+@pytest.mark.asyncio
+async def test_retry_after_ms_wins_over_retry_after(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    headers = {"Retry-After": "3", "retry-after-ms": "1500"}
+    scripted.add(PATH, Scripted(status=429, body={"message": "slow"}, headers=headers))
+    await transport.request("GET", PATH)
+    assert sleep.delays == [1.5]
+
+
+@pytest.mark.asyncio
+async def test_429_exhaustion_raises_rate_limit_error_with_retry_after(
+    transport: Transport, scripted: ScriptedServer
+) -> None:
+    scripted.add(PATH, *[Scripted(status=429, body={"message": "slow"}, headers={"Retry-After": "2"})] * 3)
+    with pytest.raises(RateLimitError) as info:
+        await transport.request("GET", PATH)
+    assert info.value.retry_after == 2.0
+    assert info.value.message == "slow"
+
+
+@pytest.mark.asyncio
+async def test_retry_after_beyond_the_cap_raises_at_once(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add(PATH, Scripted(status=429, body={"message": "later"}, headers={"Retry-After": "3600"}))
+    with pytest.raises(RateLimitError) as info:
+        await transport.request("GET", PATH)
+    assert info.value.retry_after == 3600.0
+    assert sleep.delays == []
+    assert scripted.count("GET", PATH) == 1
+
+
+@pytest.mark.asyncio
+async def test_post_is_not_retried_after_a_5xx(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    scripted.add("/v1/face-swap", Scripted(status=503, body={"message": "busy"}))
+    with pytest.raises(ServerError):
+        await transport.request("POST", "/v1/face-swap", json_body={"a": 1}, paid=True)
+    assert scripted.count("POST", "/v1/face-swap") == 1
+    assert sleep.delays == []
+
+
+@pytest.mark.asyncio
+async def test_post_is_not_retried_after_the_request_was_sent(
+    transport: Transport, scripted: ScriptedServer
+) -> None:
+    scripted.add("/v1/face-swap", Scripted(reset=True))
+    with pytest.raises(APIConnectionError):
+        await transport.request("POST", "/v1/face-swap", json_body={"a": 1}, paid=True)
+    assert scripted.count("POST", "/v1/face-swap") == 1
+
+
+@pytest.mark.asyncio
+async def test_post_is_retried_on_429(transport: Transport, scripted: ScriptedServer) -> None:
+    created = {"id": "new", "credits_charged": 5}
+    scripted.add(
+        "/v1/face-swap",
+        Scripted(status=429, body={"message": "slow"}, headers={"Retry-After": "1"}),
+        Scripted(body=created),
+    )
+    body = await transport.request("POST", "/v1/face-swap", json_body={"a": 1}, paid=True)
+    assert body == created
+    assert scripted.count("POST", "/v1/face-swap") == 2
+    assert scripted.requests[0].body == b'{"a":1}'
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.asyncio
+async def test_refused_connection_raises_api_connection_error_after_retries(sleep: SleepRecorder) -> None:
+    t = make_transport(f"http://127.0.0.1:{_unused_port()}", sleep)
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await t.request("GET", PATH)
+    finally:
+        await t.aclose()
+    assert not isinstance(info.value, APITimeoutError)
+    assert len(sleep.delays) == 2
+
+
+@pytest.mark.asyncio
+async def test_post_is_retried_when_the_connection_was_refused(sleep: SleepRecorder) -> None:
+    t = make_transport(f"http://127.0.0.1:{_unused_port()}", sleep)
+    try:
+        with pytest.raises(APIConnectionError):
+            await t.request("POST", "/v1/face-swap", json_body={}, paid=True)
+    finally:
+        await t.aclose()
+    assert len(sleep.delays) == 2  # nothing was sent, so retrying cannot create a second render
+
+
+@pytest.mark.asyncio
+async def test_read_timeout_raises_api_timeout_error(scripted: ScriptedServer, sleep: SleepRecorder) -> None:
+    scripted.add(PATH, Scripted(delay=1.0))
+    t = make_transport(scripted.url, sleep, max_retries=0, timeout=Timeout(read=0.05))
+    try:
+        with pytest.raises(APITimeoutError) as info:
+            await t.request("GET", PATH)
+    finally:
+        await t.aclose()
+    assert isinstance(info.value, TimeoutError)
+
+
+@pytest.mark.asyncio
+async def test_invalid_json_raises_response_decode_error(
+    transport: Transport, scripted: ScriptedServer
+) -> None:
+    scripted.add(PATH, Scripted(status=200, body="<html>not json</html>"))
+    with pytest.raises(ResponseDecodeError, match="invalid JSON"):
+        await transport.request("GET", PATH)
+
+
+@pytest.mark.asyncio
+async def test_token_never_reaches_debug_logs(
+    transport: Transport, scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.add(PATH, Scripted(status=503, body={"message": "busy"}))
+    with caplog.at_level(logging.DEBUG, logger="magic_hour_async"):
+        await transport.request("GET", PATH)
+        refused = make_transport(f"http://127.0.0.1:{_unused_port()}", SleepRecorder())
+        with pytest.raises(APIConnectionError):
+            await refused.request("GET", PATH)
+        await refused.aclose()
+    assert f"GET {scripted.url}{PATH} -> 503" in caplog.text
+    assert "connection failed" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_signed_url_query_is_redacted_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    t = make_transport("http://example.test", SleepRecorder(), max_retries=0)
+    signed = "http://example.test/outputs/1/output.mp4?X-Amz-Signature=deadbeef&Expires=1"
+    with aioresponses() as mocked, caplog.at_level(logging.DEBUG, logger="magic_hour_async"):
+        mocked.get(signed, status=500, body="boom")
+        with pytest.raises(ServerError):
+            await t.request("GET", signed.removeprefix("http://example.test"))
+    await t.aclose()
+    assert "deadbeef" not in caplog.text
+    assert "?<redacted>" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_delete_204_returns_none_and_408_is_retried() -> None:
+    sleep = SleepRecorder()
+    t = make_transport("http://api.test", sleep)
+    with aioresponses() as mocked:
+        mocked.delete("http://api.test/v1/image-projects/x", status=408, body="")
+        mocked.delete("http://api.test/v1/image-projects/x", status=204)
+        assert await t.request("DELETE", "/v1/image-projects/x") is None
+    await t.aclose()
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.asyncio
+async def test_timeout_from_aiohttp_is_retried_for_get_but_not_for_paid_post() -> None:
+    sleep = SleepRecorder()
+    t = make_transport("http://api.test", sleep, max_retries=1)
+    with aioresponses() as mocked:
+        mocked.get("http://api.test/v1/video-projects/x", exception=asyncio.TimeoutError())
+        mocked.get("http://api.test/v1/video-projects/x", payload={"id": "x", "status": "queued"})
+        assert (await t.request("GET", "/v1/video-projects/x"))["status"] == "queued"
+        mocked.post("http://api.test/v1/animation", exception=asyncio.TimeoutError())
+        with pytest.raises(APITimeoutError):
+            await t.request("POST", "/v1/animation", json_body={}, paid=True)
+    await t.aclose()
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.asyncio
+async def test_caller_owned_session_is_used_and_left_open(scripted: ScriptedServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with AsyncClient(token=TOKEN, base_url=scripted.url, session=session) as client:
+            project = await client.v1.audio_projects.get(id="p1")
+        assert project.id == "p1"
+        assert not session.closed
+
+
+def test_backoff_rejects_nonsense() -> None:
+    from magic_hour_async import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        Backoff(base=0)
