@@ -12,6 +12,7 @@ object, not a class construction per response.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
@@ -31,25 +32,27 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(_normalise_fraction(text))
+        parsed = _parse_iso(value.strip())
     else:
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _normalise_fraction(text: str) -> str:
-    """Pad or cut fractional seconds to 6 digits: Python 3.10's fromisoformat accepts only 3 or 6."""
+def _parse_iso_compat(text: str) -> datetime:
+    """Python 3.10's fromisoformat takes neither ``Z`` nor fractions other than 3 or 6 digits."""
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
     dot = text.find(".", 17)
-    if dot < 0:
-        return text
-    end = dot + 1
-    while end < len(text) and text[end].isdigit():
-        end += 1
-    digits = text[dot + 1 : end]
-    return text[: dot + 1] + (digits + "000000")[:6] + text[end:]
+    if dot >= 0:
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        digits = text[dot + 1 : end]
+        text = text[: dot + 1] + (digits + "000000")[:6] + text[end:]
+    return datetime.fromisoformat(text)
+
+
+_parse_iso = datetime.fromisoformat if sys.version_info >= (3, 11) else _parse_iso_compat
 
 
 def _structure_str(value: Any, _: type) -> str:
