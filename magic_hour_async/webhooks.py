@@ -1,0 +1,163 @@
+"""Verify and parse Magic Hour webhook deliveries.
+
+Magic Hour signs each delivery with HMAC-SHA256 over ``"{timestamp}.{raw body}"`` keyed by the webhook
+secret, hex-encoded in the ``magic-hour-event-signature`` header; the Unix timestamp (seconds) travels in
+``magic-hour-event-timestamp``. Verification therefore needs the raw body bytes, before any JSON parsing.
+
+Example:
+    ```python
+    from magic_hour_async import webhooks
+
+    event = webhooks.verify(raw_body, request.headers)  # secret from MAGIC_HOUR_WEBHOOK_SECRET
+    if event.type == "video.completed":
+        print(event.payload.downloads[0].url)
+    ```
+
+The event ``type`` stays an open string: new event types are delivered as events with ``payload`` decoded by
+the kind their prefix names, or kept as a plain dict when the prefix is unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import attrs
+
+from ._converter import decode
+from ._exceptions import ResponseDecodeError, WebhookVerificationError
+from ._models import AudioProject, ImageProject, VideoProject
+
+__all__ = ["SECRET_ENV", "WebhookEvent", "parse", "sign", "verify"]
+
+SECRET_ENV = "MAGIC_HOUR_WEBHOOK_SECRET"
+SIGNATURE_HEADER = "magic-hour-event-signature"
+TIMESTAMP_HEADER = "magic-hour-event-timestamp"
+
+_MODELS: dict[str, type[VideoProject | ImageProject | AudioProject]] = {
+    "video": VideoProject,
+    "image": ImageProject,
+    "audio": AudioProject,
+}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """One verified delivery: ``type`` such as ``"video.completed"`` and the project as ``payload``.
+
+    ``kind`` is ``"video"``, ``"image"`` or ``"audio"`` (None for unknown prefixes, whose ``payload`` stays a
+    dict); ``dedupe_key`` is ``"{payload id}:{type}"``, the key the docs suggest for idempotent handling.
+    """
+
+    type: str
+    kind: str | None
+    payload: VideoProject | ImageProject | AudioProject | dict[str, Any]
+
+    @property
+    def action(self) -> str:
+        """The part after the dot: ``started``, ``completed``, ``errored`` (or a future action)."""
+        return self.type.partition(".")[2]
+
+    @property
+    def project_id(self) -> str | None:
+        if isinstance(self.payload, dict):
+            found = self.payload.get("id")
+            return found if isinstance(found, str) else None
+        return self.payload.id
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.project_id}:{self.type}"
+
+
+def sign(body: bytes, secret: str, timestamp: int | str) -> str:
+    """The hex signature Magic Hour sends for ``body`` at ``timestamp`` (used by the emulator and tests)."""
+    message = str(timestamp).encode("ascii") + b"." + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str | None = None,
+    *,
+    tolerance: float | None = 300,
+    now: float | None = None,
+) -> WebhookEvent:
+    """Check a delivery's signature and timestamp, then parse it.
+
+    Args:
+        body: the raw request body, exactly as received.
+        headers: the request headers (any mapping; names are matched case-insensitively).
+        secret: the webhook secret; ``None`` reads ``MAGIC_HOUR_WEBHOOK_SECRET``.
+        tolerance: how far the timestamp may be from ``now``, in seconds, in either direction; ``None``
+            skips the check (not recommended: it is what limits replays).
+        now: the current Unix time, for tests.
+
+    Raises:
+        WebhookVerificationError: with the precise reason (missing header, malformed or stale timestamp,
+            bad signature, body not the event shape).
+    """
+    key = secret if secret is not None else os.environ.get(SECRET_ENV)
+    if not key:
+        raise WebhookVerificationError(f"no webhook secret: pass secret=... or set {SECRET_ENV}")
+    lowered = {name.lower(): value for name, value in headers.items()}
+    signature = lowered.get(SIGNATURE_HEADER)
+    stamp = lowered.get(TIMESTAMP_HEADER)
+    if signature is None:
+        raise WebhookVerificationError(f"missing header {SIGNATURE_HEADER}")
+    if stamp is None:
+        raise WebhookVerificationError(f"missing header {TIMESTAMP_HEADER}")
+    stamp = stamp.strip()
+    if not stamp.isascii() or not stamp.isdigit():
+        raise WebhookVerificationError(f"malformed timestamp {stamp[:32]!r}: expected Unix seconds")
+    if tolerance is not None:
+        skew = (time.time() if now is None else now) - int(stamp)
+        if skew > tolerance:
+            raise WebhookVerificationError(f"stale timestamp: {skew:.0f} s old (tolerance {tolerance:g} s)")
+        if -skew > tolerance:
+            raise WebhookVerificationError(
+                f"timestamp in the future by {-skew:.0f} s (tolerance {tolerance:g} s)"
+            )
+    signature = signature.strip()
+    if len(signature) != 64 or not _HEX.issuperset(signature):
+        raise WebhookVerificationError("malformed signature: expected 64 hex characters")
+    if not hmac.compare_digest(sign(body, key, stamp), signature.lower()):
+        raise WebhookVerificationError("bad signature: body, timestamp or secret do not match")
+    return parse(body)
+
+
+def parse(body: bytes | str | Mapping[str, Any]) -> WebhookEvent:
+    """Parse a delivery body WITHOUT verifying it (use :func:`verify` for anything from the network).
+
+    Accepts the legacy ``object`` key where ``payload`` is missing.
+    """
+    data: Any = body
+    if isinstance(body, (bytes, str)):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise WebhookVerificationError("body is not JSON") from None
+    if not isinstance(data, Mapping):
+        raise WebhookVerificationError("body is not a JSON object")
+    envelope = cast("Mapping[str, Any]", data)
+    event_type = envelope.get("type")
+    payload = envelope.get("payload", envelope.get("object"))
+    if not isinstance(event_type, str) or not isinstance(payload, dict):
+        raise WebhookVerificationError("body lacks a string 'type' and an object 'payload'")
+    fields = cast("dict[str, Any]", payload)
+    kind = event_type.partition(".")[0]
+    model = _MODELS.get(kind)
+    if model is None:
+        return WebhookEvent(type=event_type, kind=None, payload=fields)
+    try:
+        project = decode(fields, model)
+    except ResponseDecodeError as exc:
+        raise WebhookVerificationError(f"payload of {event_type!r} is not a project: {exc}") from None
+    return WebhookEvent(type=event_type, kind=kind, payload=project)
