@@ -1,0 +1,174 @@
+"""Handlers for the JSON API under ``/v1``: every operation of the spec.
+
+Every create endpoint is served by one handler parameterised by its :class:`~._tools.Tool` row. Checks run in
+the API's order: 400 for a missing or non-JSON body, 422 for a body that breaks the endpoint's rules, 402 when
+the credit balance cannot cover the render. Auth (401) is checked earlier, in a middleware. Unknown ids, and
+ids of another kind (a video id under ``/v1/image-projects/``), are 404 ``{"message": "Not Found"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+from aiohttp import web
+
+from ._bodies import create_body, detection_body, project_body
+from ._signing import iso
+from ._state import STATE_KEY
+from ._tools import KINDS, TOOLS, UPLOAD_EXTENSIONS, Kind, Tool, validate
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_EXTENSION = re.compile(r"^[a-z0-9]+$")
+
+
+def message(status: int, text: str) -> web.Response:
+    """The API's error shape: ``{"message": text}``."""
+    return web.json_response({"message": text}, status=status)
+
+
+def base_url(request: web.Request) -> str:
+    """Where the client reached us; download and upload URLs point back here."""
+    return f"{request.scheme}://{request.host}"
+
+
+async def read_object(request: web.Request) -> Mapping[str, Any] | web.Response:
+    """The JSON object body, or the 400 response for a missing, non-JSON or non-object body."""
+    raw = await request.read()
+    if not raw.strip():
+        return message(400, "Missing request body")
+    try:
+        body: object = json.loads(raw)
+    except ValueError:
+        return message(400, "Invalid JSON in request body")
+    if not isinstance(body, dict):
+        return message(400, "Request body must be a JSON object")
+    return cast("dict[str, Any]", body)
+
+
+def _project_handlers(kind: Kind) -> tuple[Handler, Handler]:
+    async def get(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        with state.lock:
+            project = state.find(kind, request.match_info["id"])
+            if project is None:
+                return message(404, "Not Found")
+            body = project_body(state, base_url(request), project)
+        return web.json_response(body)
+
+    async def delete(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        with state.lock:
+            project = state.find(kind, request.match_info["id"])
+            if project is None:
+                return message(404, "Not Found")
+            project.enabled = False
+        return web.Response(status=204)
+
+    return get, delete
+
+
+def _create_handler(tool: Tool) -> Handler:
+    async def create(request: web.Request) -> web.StreamResponse:
+        body = await read_object(request)
+        if isinstance(body, web.Response):
+            return body
+        problem = validate(tool, body)
+        if problem is not None:
+            return message(422, problem)
+        project = request.app[STATE_KEY].start_render(tool, body)
+        if project is None:
+            return message(402, "Not enough credits to create this render")
+        return web.json_response(create_body(project))
+
+    return create
+
+
+async def create_face_detection(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/face-detection``."""
+    body = await read_object(request)
+    if isinstance(body, web.Response):
+        return body
+    assets: object = body.get("assets")
+    score: object = body.get("confidence_score", 0.5)
+    if not isinstance(assets, dict) or not isinstance(
+        cast("dict[str, object]", assets).get("target_file_path"), str
+    ):
+        return message(422, "'assets.target_file_path' is required")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+        return message(422, "'confidence_score' must be a number between 0 and 1")
+    detection = request.app[STATE_KEY].start_detection()
+    return web.json_response({"id": detection.id, "credits_charged": 0})
+
+
+async def get_face_detection(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/face-detection/{id}``."""
+    state = request.app[STATE_KEY]
+    with state.lock:
+        detection = state.detections.get(request.match_info["id"])
+        if detection is None:
+            return message(404, "Not Found")
+        body = detection_body(state, base_url(request), detection)
+    return web.json_response(body)
+
+
+def _check_upload_item(item: object) -> tuple[str, str] | str:
+    """``(type, extension)`` of a valid upload item, else the 422 message."""
+    if not isinstance(item, dict):
+        return "each item must be an object with 'type' and 'extension'"
+    fields = cast("dict[str, object]", item)
+    kind, extension = fields.get("type"), fields.get("extension")
+    if not isinstance(kind, str) or kind not in UPLOAD_EXTENSIONS:
+        return "'type' must be one of: video, audio, image"
+    if not isinstance(extension, str) or not _EXTENSION.match(extension):
+        return "'extension' must be lower-case letters and digits, without a dot"
+    allowed = UPLOAD_EXTENSIONS[kind]
+    if extension not in allowed:
+        return f"'{extension}' is an invalid {kind} extension. Possible extensions are '{', '.join(allowed)}'"
+    return kind, extension
+
+
+async def create_upload_urls(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/files/upload-urls``: one signed PUT URL per item, in request order."""
+    body = await read_object(request)
+    if isinstance(body, web.Response):
+        return body
+    items: object = body.get("items")
+    if not isinstance(items, list) or not items:
+        return message(422, "'items' must be a non-empty array")
+    checked = [_check_upload_item(item) for item in cast("list[object]", items)]
+    for entry in checked:
+        if isinstance(entry, str):
+            return message(422, entry)
+    state, base = request.app[STATE_KEY], base_url(request)
+    with state.lock:
+        batch = state.new_id()
+        expires = state.wall() + state.url_ttl
+    answer: list[dict[str, str]] = []
+    for number, entry in enumerate(checked):
+        assert not isinstance(entry, str)  # rejected above
+        file_path = f"api-assets/{batch}/{number}.{entry[1]}"
+        path = f"/uploads/{file_path}"
+        answer.append(
+            {
+                "upload_url": f"{base}{path}?{state.signer.query(path, expires)}",
+                "expires_at": iso(expires),
+                "file_path": file_path,
+            }
+        )
+    return web.json_response({"items": answer})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every ``/v1`` operation on ``app``."""
+    for kind in KINDS:
+        get, delete = _project_handlers(kind)
+        app.router.add_get(f"/v1/{kind}-projects/{{id}}", get, allow_head=False)
+        app.router.add_delete(f"/v1/{kind}-projects/{{id}}", delete)
+    for tool in TOOLS:
+        app.router.add_post(tool.path, _create_handler(tool))
+    app.router.add_post("/v1/face-detection", create_face_detection)
+    app.router.add_get("/v1/face-detection/{id}", get_face_detection, allow_head=False)
+    app.router.add_post("/v1/files/upload-urls", create_upload_urls)

@@ -1,0 +1,121 @@
+"""Render jobs and face detections, and how their status follows from the clock.
+
+A job never runs anything: its status is a pure function of the clock. It is ``queued`` for the first
+``QUEUED_FRACTION`` of its duration, ``rendering`` until the duration has passed, and then sits in its
+precomputed ``outcome`` (``complete``, ``error`` or ``canceled``). The outcome and error code are drawn from
+the seeded generator when the job is created, so a run is reproducible. Tests override this by *pinning* a
+status (``pinned``), which wins over the clock: that is how ``Emulator.complete()/fail()/cancel()`` and
+``create_project(status=...)`` work, including unknown status strings for robustness tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from ._tools import Kind
+
+QUEUED_FRACTION = 0.2
+TERMINAL = frozenset({"complete", "error", "canceled"})
+REFUNDED = frozenset({"error", "canceled"})
+
+# Realistic job error codes (WEBHOOKS.md section 12), with the messages the API pairs with them.
+ERRORS: Mapping[Kind, tuple[tuple[str, str], ...]] = {
+    "video": (
+        ("invalid_video_file", "The video file could not be processed. Please upload a valid video."),
+        ("processing_timeout", "The render took too long and was stopped. Please try again."),
+        ("no_source_face", "Please use an image with a detectable face"),
+        ("unknown_error", "An unexpected error occurred. Your credits have been refunded."),
+    ),
+    "image": (
+        ("content_policy_violation", "The request was rejected by the content policy."),
+        ("no_source_face", "Please use an image with a detectable face"),
+        ("invalid_file_format", "The input file format is not supported."),
+    ),
+    "audio": (
+        ("text_too_long", "The text is too long for a single render."),
+        ("invalid_voice", "The requested voice is not available."),
+        ("processing_timeout", "The render took too long and was stopped. Please try again."),
+    ),
+}
+DEFAULT_ERROR = ("unknown_error", "An unexpected error occurred. Your credits have been refunded.")
+
+
+def job_error(kind: Kind, code: str | None = None, message: str | None = None) -> tuple[str, str]:
+    """``(code, message)`` for a failed job: the kind's first code by default, its usual message if known."""
+    code = code or ERRORS[kind][0][0]
+    return code, message or dict(ERRORS[kind]).get(code, DEFAULT_ERROR[1])
+
+
+@attrs.frozen(kw_only=True)
+class VideoInfo:
+    """The video-only fields of a project."""
+
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    start_seconds: float = 0.0
+    end_seconds: float = 5.0
+
+
+def _phase(elapsed: float, duration: float, final: str) -> str:
+    if elapsed < duration * QUEUED_FRACTION:
+        return "queued"
+    if elapsed < duration:
+        return "rendering"
+    return final
+
+
+@attrs.define(slots=True, kw_only=True)
+class Project:
+    """A video, image or audio project; mutable only through the emulator's lock."""
+
+    id: str
+    kind: Kind
+    type: str
+    name: str | None
+    created: float
+    created_wall: float
+    duration: float
+    outcome: str
+    error: tuple[str, str] | None
+    credits: int
+    outputs: int
+    output_size: int
+    extension: str
+    video: VideoInfo | None = None
+    enabled: bool = True
+    pinned: str | None = None
+    billed: bool = True
+    refunded: bool = False
+
+    @property
+    def ends(self) -> float:
+        """Clock time at which the job reaches its outcome."""
+        return self.created + self.duration
+
+    def status(self, now: float) -> str:
+        """The status at clock time ``now``."""
+        if self.pinned is not None:
+            return self.pinned
+        return _phase(now - self.created, self.duration, self.outcome)
+
+    def credits_charged(self, status: str) -> int:
+        """Failed and canceled renders are refunded, and the API reports the refund in ``credits_charged``."""
+        return 0 if status in REFUNDED else self.credits
+
+
+@attrs.define(slots=True, kw_only=True)
+class Detection:
+    """A face-detection task: its own statuses (no ``canceled``) and a list of faces once complete."""
+
+    id: str
+    created: float
+    duration: float
+    outcome: str
+    faces: int
+
+    def status(self, now: float) -> str:
+        """The status at clock time ``now``."""
+        return _phase(now - self.created, self.duration, self.outcome)
