@@ -1,0 +1,491 @@
+"""The polling scheduler: one per client, it serves every wait on a render.
+
+One driver task keeps a heap of next-poll deadlines and wait deadlines (:mod:`._timers`). When a poll is
+due, the project joins a FIFO of due polls, and the driver starts a poll task for it as soon as a
+concurrency slot (``PollPolicy.max_concurrency``) and the adaptive rate limiter (:mod:`._rate`) allow.
+Nothing sleeps per project: a watched project costs a few hundred bytes, and a task exists only while its
+GET is in flight. The driver starts lazily on the first wait, stops when nothing is watched, and starts
+again on demand.
+
+Waits on the same ``(kind, id)`` share one watch, so one poll stream and one result. Each call to
+:meth:`Scheduler.wait`, :meth:`~Scheduler.wait_many` or :meth:`~Scheduler.as_completed` holds a ticket
+(:mod:`._tickets`) on the projects it waits for; a ticket that is satisfied, times out or is cancelled
+withdraws, and a project no ticket holds is forgotten at once and dropped from the heap lazily.
+
+Poll timing is :func:`._poll_policy.poll_delay` (pure); transient errors (connection, timeout, 408, 429, 5xx,
+undecodable body) are retried with backoff and never fail a wait; other errors fail every waiter of that
+project with the very exception raised. All time comes from the injected ``clock`` and ``sleep``, by default
+the running loop's, so tests run in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random as _random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, Literal, TypeVar
+
+import attrs
+
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    ClientClosedError,
+    ConfigurationError,
+    RateLimitError,
+    ResponseDecodeError,
+    WaitTimeoutError,
+)
+from ._poll_policy import PollPolicy, poll_delay
+from ._rate import AdaptiveRate
+from ._tickets import Completions, Key, Ticket
+from ._timers import Timers
+
+__all__ = ["PollEvent", "Scheduler", "SchedulerStats"]
+
+P = TypeVar("P")
+EventKind = Literal["polled", "terminal", "error", "retry"]
+
+logger = logging.getLogger("magic_hour_async.scheduler")
+
+
+@attrs.frozen(kw_only=True)
+class PollEvent(Generic[P]):
+    """What just happened to a watched project, for ``on_event`` (a live progress table, say).
+
+    ``what`` is ``"polled"`` (not finished yet), ``"terminal"`` (finished; by a poll or ``notify``),
+    ``"retry"`` (a transient error; polling goes on) or ``"error"`` (a permanent error; waiters fail).
+    """
+
+    what: EventKind
+    kind: str
+    id: str
+    project: P | None = None
+    error: BaseException | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerStats:
+    """A snapshot of the scheduler's counters; ``allowed_rate`` is None until the server first throttles."""
+
+    polls_sent: int
+    polls_failed: int
+    polls_retried: int
+    rate_limited: int
+    active_waits: int
+    watched_projects: int
+    in_flight: int
+    max_in_flight: int
+    allowed_rate: float | None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed poll is worth retrying: no response, a timeout, 408, 429, 5xx or a garbled body."""
+    if isinstance(exc, (APIConnectionError, ResponseDecodeError)):
+        return True
+    return isinstance(exc, APIStatusError) and (exc.status_code in (408, 429) or exc.status_code >= 500)
+
+
+class _Watch(Generic[P]):
+    """One watched project, shared by every ticket on it."""
+
+    __slots__ = ("due", "failures", "gen", "key", "last", "polled_at", "started", "state", "tickets")
+
+    def __init__(self, key: Key, now: float) -> None:
+        self.key = key
+        self.tickets: set[Ticket[P]] = set()
+        self.last: P | None = None
+        self.started = self.polled_at = self.due = now
+        self.failures = 0
+        self.gen = 0  # bumped on every reschedule; older timer entries are stale
+        self.state: Literal["scheduled", "ready", "in_flight"] = "scheduled"
+
+
+class Scheduler(Generic[P]):
+    """Polls projects until they finish, for any number of concurrent waits, with one driver task.
+
+    Args:
+        fetch: Performs one GET of ``(kind, id)`` (no retries of its own) and returns the project, or raises
+            the SDK's exceptions.
+        is_terminal: Whether a project has finished (``complete``, ``error`` or ``canceled``).
+        policy: Poll timing and the concurrency bound.
+        clock: Seconds on a monotonic clock; the running loop's ``time()`` by default.
+        sleep: Sleeps on that clock; :func:`asyncio.sleep` by default.
+        random: Returns a float in ``[0, 1)`` for jitter.
+        on_event: Called with a :class:`PollEvent` after each poll and resolution; it must not block.
+        closed_error: Builds the error that pending and later waits fail with after :meth:`aclose`.
+
+    The scheduler may be created outside a running loop; it then serves one event loop at a time.
+
+    Example:
+        ```python
+        scheduler = Scheduler(fetch, lambda p: p.status in ("complete", "error", "canceled"))
+        project = await scheduler.wait("video", "cuid", timeout=600)
+        ```
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str, str], Awaitable[P]],
+        is_terminal: Callable[[P], bool],
+        *,
+        policy: PollPolicy | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+        random: Callable[[], float] = _random.random,
+        on_event: Callable[[PollEvent[P]], object] | None = None,
+        closed_error: Callable[[], BaseException] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._is_terminal = is_terminal
+        self._policy = policy if policy is not None else PollPolicy()
+        self._clock = clock
+        self._sleep = sleep if sleep is not None else asyncio.sleep
+        self._random = random
+        self._on_event = on_event
+        self._closed_error = closed_error or (lambda: ClientClosedError("client closed"))
+        self._rate = AdaptiveRate()
+        self._safety = 1.0
+        self._watches: dict[Key, _Watch[P]] = {}
+        # Due polls of watches (with the generation they were planned in) and deadlines of tickets.
+        self._timers: Timers[tuple[_Watch[P], int] | Ticket[P]] = Timers(self._sleep)
+        self._ready: deque[_Watch[P]] = deque()  # due polls waiting for a slot or the rate limiter
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self._polls: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._tickets = 0
+        self._sent = self._failed = self._retried = self._throttled = 0
+        self._in_flight = self._max_in_flight = 0
+
+    @property
+    def policy(self) -> PollPolicy:
+        """The poll policy."""
+        return self._policy
+
+    @property
+    def safety_factor(self) -> float:
+        """Multiplies every poll interval; set it above 1 while webhooks deliver the news, back to 1 after."""
+        return self._safety
+
+    @safety_factor.setter
+    def safety_factor(self, value: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
+            raise ConfigurationError(f"safety_factor must be a number >= 1, got {value!r}")
+        lowered, self._safety = value < self._safety, float(value)
+        if lowered and self._watches:
+            # Bring forward polls planned at the slower cadence; raising it takes effect from each next poll.
+            for watch in self._watches.values():
+                if watch.state == "scheduled":
+                    due = watch.polled_at + self._delay(watch, watch.polled_at)
+                    if due < watch.due:
+                        self._push_watch(watch, due)
+
+    @property
+    def stats(self) -> SchedulerStats:
+        """A snapshot of the counters."""
+        return SchedulerStats(
+            polls_sent=self._sent,
+            polls_failed=self._failed,
+            polls_retried=self._retried,
+            rate_limited=self._throttled,
+            active_waits=self._tickets,
+            watched_projects=len(self._watches),
+            in_flight=self._in_flight,
+            max_in_flight=self._max_in_flight,
+            allowed_rate=self._rate.allowed,
+        )
+
+    async def wait(self, kind: str, id: str, *, timeout: float | None = None) -> P:
+        """Poll one project until it is terminal and return it (also when it ended in ``error``).
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen, or None.
+            APIStatusError: A permanent error (400, 401, 402, 403, 404, 422) answered a poll.
+        """
+        key = (kind, id)
+        ticket = self._register([key], timeout)
+        try:
+            item = await ticket.next()
+            if item is None:
+                raise self._timeout_error([key], 1, timeout)
+            outcome = item[1]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        finally:
+            self._withdraw(ticket)
+
+    async def wait_many(self, kind: str, ids: Iterable[str], *, timeout: float | None = None) -> list[P]:
+        """Wait for all of ``ids`` under one deadline; return the terminal projects in input order.
+
+        Duplicate ids are polled once and repeated in the result. On a timeout the
+        :class:`WaitTimeoutError`'s ``.project`` is the last state seen of the first unfinished id in input
+        order. Whatever ends the wait, interest in the unfinished ids is withdrawn.
+        """
+        keys = [(kind, id) for id in ids]
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return []
+        ticket = self._register(unique, timeout)
+        results: dict[Key, P] = {}
+        try:
+            while len(results) < len(unique):
+                item = await ticket.next()
+                if item is None:
+                    raise self._timeout_error([k for k in unique if k not in results], len(unique), timeout)
+                key, outcome = item
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                results[key] = outcome
+        finally:
+            self._withdraw(ticket)
+        return [results[key] for key in keys]
+
+    def as_completed(self, kind: str, ids: Iterable[str], *, timeout: float | None = None) -> Completions[P]:
+        """Yield each project of ``ids`` as it turns terminal, under one deadline from the first step on.
+
+        A duplicate id yields its project once per occurrence. Stopping early (``break``, ``aclose()``, an
+        exception) withdraws interest in the rest. A timeout raises :class:`WaitTimeoutError` carrying the
+        last state seen of the first unfinished id in input order.
+        """
+        return Completions(
+            [(kind, id) for id in ids],
+            timeout,
+            register=self._register,
+            withdraw=self._withdraw,
+            timeout_error=self._timeout_error,
+        )
+
+    def notify(self, kind: str, id: str, project: P) -> None:
+        """Hand over a state learnt elsewhere (a webhook): a terminal one resolves its waiters at once.
+
+        A state that is not terminal is kept as the last one seen. Ids nobody waits for are ignored.
+        """
+        watch = self._watches.get((kind, id))
+        if watch is None:
+            logger.debug("notify: %s %s is not watched", kind, id)
+            return
+        watch.last = project
+        if self._is_terminal(project):
+            self._resolve(watch, project)
+            self._emit("terminal", watch.key, project=project)
+
+    async def aclose(self) -> None:
+        """Stop polling, fail pending waits with the closed error, and wait for every task to end."""
+        if self._closed:
+            return
+        self._closed = True
+        for ticket in {t for watch in self._watches.values() for t in watch.tickets}:
+            ticket.fail(self._closed_error())
+        self._watches.clear()
+        self._timers.clear()
+        self._ready.clear()
+        tasks = [t for t in (self._driver, self._timers.sleeper, *self._polls) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._driver = None
+
+    # Tickets: registered and withdrawn by the wait methods and by Completions.
+
+    def _register(self, keys: list[Key], timeout: float | None) -> Ticket[P]:
+        if self._closed:
+            raise self._closed_error()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._driver is not None:
+                raise RuntimeError("this scheduler is in use by another event loop")
+            self._loop = loop
+        now = self._now()
+        ticket: Ticket[P] = Ticket(keys)
+        for key in keys:
+            watch = self._watches.get(key)
+            if watch is None:
+                watch = self._watches[key] = _Watch(key, now)
+                self._push_watch(watch, now)  # the first poll is immediate
+            watch.tickets.add(ticket)
+        self._tickets += 1
+        if timeout is not None:
+            self._timers.push(now + max(timeout, 0.0), ticket)
+        if self._driver is None:
+            self._driver = loop.create_task(self._drive(), name="magic_hour_async.scheduler")
+            self._driver.add_done_callback(self._driver_done)
+        return ticket
+
+    def _withdraw(self, ticket: Ticket[P], wake: bool = True) -> None:
+        if not ticket.active:
+            return
+        ticket.active = False
+        self._tickets -= 1
+        for key in ticket.keys:
+            watch = self._watches.get(key)
+            if watch is not None:
+                watch.tickets.discard(ticket)
+                if not watch.tickets:
+                    del self._watches[key]  # its heap entry goes stale
+        if wake and not self._watches:
+            self._timers.wake_at(-math.inf)  # so an idle driver can stop
+
+    def _timeout_error(self, unfinished: list[Key], total: int, timeout: float | None) -> WaitTimeoutError:
+        kind, id = unfinished[0]
+        watch = self._watches.get(unfinished[0])
+        others = f" ({len(unfinished)} of {total} unfinished)" if total > 1 else ""
+        return WaitTimeoutError(
+            f"{kind} project {id!r} did not finish within {timeout} s{others}",
+            project=watch.last if watch is not None else None,
+        )
+
+    # The driver and the polls.
+
+    async def _drive(self) -> None:
+        while True:
+            now = self._now()
+            self._advance(now)
+            retry_at = self._dispatch(now)
+            if not self._watches:
+                self._timers.clear()
+                self._ready.clear()
+                self._driver = None
+                return
+            await self._timers.idle(min(retry_at, self._timers.next_at), now)
+
+    def _advance(self, now: float) -> None:
+        """Fire due deadlines: expire tickets, queue polls."""
+        for target in self._timers.pop_due(now):
+            if isinstance(target, Ticket):
+                if target.active:
+                    target.expire()
+            elif self._live(target) and target[0].state == "scheduled":
+                target[0].state = "ready"
+                self._ready.append(target[0])
+        # Withdrawn projects and finished waits leave stale entries behind.
+        self._timers.compact(self._live, len(self._watches) + self._tickets)
+
+    def _live(self, target: tuple[_Watch[P], int] | Ticket[P]) -> bool:
+        if isinstance(target, Ticket):
+            return target.active
+        watch, gen = target
+        return gen == watch.gen and self._watches.get(watch.key) is watch
+
+    def _dispatch(self, now: float) -> float:
+        """Start due polls while a slot and the rate allow; return when the rate allows the next, or inf."""
+        ready = self._ready
+        while ready and self._in_flight < self._policy.max_concurrency:
+            watch = ready[0]
+            if watch.state != "ready" or self._watches.get(watch.key) is not watch:
+                ready.popleft()
+                continue
+            wait = self._rate.acquire(now)
+            if wait > 0:
+                return now + wait
+            ready.popleft()
+            watch.state = "in_flight"
+            self._sent += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            assert self._loop is not None
+            task = self._loop.create_task(self._poll(watch, now))
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+        return math.inf
+
+    async def _poll(self, watch: _Watch[P], sent_at: float) -> None:
+        try:
+            project = await self._fetch(*watch.key)
+            terminal = self._is_terminal(project)
+        except Exception as exc:
+            self._failure(watch, exc, sent_at)
+        else:
+            self._success(watch, project, terminal)
+        finally:
+            self._in_flight -= 1
+            if self._ready:
+                self._timers.wake_at(-math.inf)  # a slot is free
+
+    def _success(self, watch: _Watch[P], project: P, terminal: bool) -> None:
+        now = self._now()
+        self._rate.on_success(now)
+        if self._watches.get(watch.key) is not watch:
+            return  # nobody waits for it any more
+        watch.last = project
+        watch.failures = 0
+        if terminal:
+            self._resolve(watch, project)
+            self._emit("terminal", watch.key, project=project)
+        else:
+            self._reschedule(watch, now)
+            self._emit("polled", watch.key, project=project)
+
+    def _failure(self, watch: _Watch[P], exc: Exception, sent_at: float) -> None:
+        now = self._now()
+        self._failed += 1
+        if isinstance(exc, APIStatusError) and exc.status_code == 429:
+            self._throttled += 1
+            retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+            self._rate.on_throttle(now, sent_at=sent_at, retry_after=retry_after)
+        if self._watches.get(watch.key) is not watch:
+            return
+        logger.debug("poll of %s %s failed: %r", *watch.key, exc)
+        if is_transient(exc):
+            self._retried += 1
+            watch.failures += 1
+            self._reschedule(watch, now)
+            self._emit("retry", watch.key, error=exc)
+        else:
+            self._resolve(watch, exc)
+            self._emit("error", watch.key, error=exc)
+
+    def _resolve(self, watch: _Watch[P], outcome: P | BaseException) -> None:
+        del self._watches[watch.key]
+        for ticket in list(watch.tickets):
+            ticket.push(watch.key, outcome)
+        if not self._watches:
+            self._timers.wake_at(-math.inf)  # so an idle driver can stop
+
+    def _reschedule(self, watch: _Watch[P], now: float) -> None:
+        watch.polled_at = now
+        self._push_watch(watch, now + self._delay(watch, now))
+
+    def _delay(self, watch: _Watch[P], at: float) -> float:
+        return poll_delay(
+            self._policy,
+            age=at - watch.started,
+            rand=self._random(),
+            failures=watch.failures,
+            scale=self._safety,
+        )
+
+    def _push_watch(self, watch: _Watch[P], when: float) -> None:
+        watch.state = "scheduled"
+        watch.gen += 1  # any earlier entry of this watch is stale now
+        watch.due = when
+        self._timers.push(when, (watch, watch.gen))
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _emit(
+        self, what: EventKind, key: Key, *, project: P | None = None, error: BaseException | None = None
+    ) -> None:
+        logger.debug("%s %s: %s", key[0], key[1], what)
+        if self._on_event is not None:
+            try:
+                self._on_event(PollEvent(what=what, kind=key[0], id=key[1], project=project, error=error))
+            except Exception:
+                logger.debug("on_event callback failed", exc_info=True)
+
+    def _driver_done(self, task: asyncio.Task[None]) -> None:
+        if self._driver is task:
+            self._driver = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A bug in the driver must not leave waiters hanging: fail them with it.
+            for ticket in {t for watch in self._watches.values() for t in watch.tickets}:
+                ticket.fail(exc)
+            self._watches.clear()
