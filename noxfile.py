@@ -7,17 +7,20 @@ machine with a single Python still runs the whole suite.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import sys
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "gen_check"]
 nox.options.reuse_existing_virtualenvs = True
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
 TEST_DEPS = ("-c", "tests/constraints.txt", "-e", ".[test]")
+PRISM_VERSION = "5.16.1"  # the spec mock server of tests/test_spec_conformance.py (npm)
+PRISM_PREFIX = os.path.abspath(os.path.join(".nox", "prism"))
 
 
 def _add_pyenv_versions_to_path() -> None:
@@ -44,7 +47,27 @@ PYTHONS = _installed_pythons()
 def tests(session: nox.Session) -> None:
     """The whole test suite (unit, loopback end-to-end against the emulator, spec conformance)."""
     session.install(*TEST_DEPS)
+    _install_prism(session)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+def _install_prism(session: nox.Session) -> None:
+    """Install the Prism mock server for tests/test_spec_conformance.py (npm, cached); skipped without npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        session.log("npm not found: the spec-conformance tests will be skipped")
+        return
+    package = os.path.join(PRISM_PREFIX, "node_modules", "@stainless-api", "prism-cli", "package.json")
+    try:
+        with open(package) as file:
+            installed = json.load(file).get("version")
+    except (OSError, ValueError):
+        installed = None
+    if installed != PRISM_VERSION:
+        spec = f"@stainless-api/prism-cli@{PRISM_VERSION}"
+        args = ("install", "--prefix", PRISM_PREFIX, "--save-exact", "--no-audit", "--no-fund", spec)
+        session.run(npm, *args, external=True)
+    session.env["MAGIC_HOUR_PRISM"] = os.path.join(PRISM_PREFIX, "node_modules", ".bin", "prism")
 
 
 @nox.session(python=PYTHONS[-1:] or None)
@@ -67,6 +90,7 @@ def typecheck(session: nox.Session) -> None:
 def gen(session: nox.Session) -> None:
     """Regenerate the blocking facade (and the API surface, when the spec is present)."""
     session.install("-e", ".")
+    session.run("python", "tools/generate_api.py")  # first: the sync facade mirrors its classes
     session.run("python", "tools/gen_sync.py")
 
 
@@ -74,6 +98,7 @@ def gen(session: nox.Session) -> None:
 def gen_check(session: nox.Session) -> None:
     """Fail when generated files differ from what the generators would write."""
     session.install("-e", ".")
+    session.run("python", "tools/generate_api.py", "--check")
     session.run("python", "tools/gen_sync.py", "--check")
 
 

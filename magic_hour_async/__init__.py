@@ -42,6 +42,10 @@ from ._models import (
     ProjectStatus,
     VideoProject,
 )
+from ._poll_policy import PollPolicy
+from ._scheduler import PollEvent, SchedulerStats
+from ._sync import Client
+from ._transfers import TransferProgress
 from ._version import __version__
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "AudioProject",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "ClientClosedError",
     "ConfigurationError",
     "CreateResponse",
@@ -63,14 +68,18 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PollEvent",
+    "PollPolicy",
     "Project",
     "ProjectError",
     "ProjectStatus",
     "RateLimitError",
     "RenderError",
     "ResponseDecodeError",
+    "SchedulerStats",
     "ServerError",
     "Timeout",
+    "TransferProgress",
     "UnprocessableEntityError",
     "VideoProject",
     "WaitTimeoutError",

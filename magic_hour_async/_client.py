@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import pathlib
 import types
+from collections.abc import Callable
 
 import aiohttp
 
 from ._config import Environment, Timeout, resolve_base_url, resolve_timeout, resolve_token
-from ._exceptions import ConfigurationError
-from ._resources.projects import AsyncAudioProjects, AsyncImageProjects, AsyncVideoProjects
+from ._downloads import download_outputs
+from ._exceptions import ClientClosedError, ConfigurationError
+from ._generated import AsyncV1Generated
+from ._models import Project
+from ._poll_policy import PollPolicy
+from ._resources.files import AsyncFiles
+from ._resources.projects import (
+    AsyncAudioProjects,
+    AsyncImageProjects,
+    AsyncVideoProjects,
+    fetch_project,
+)
+from ._scheduler import PollEvent, Scheduler, SchedulerStats
+from ._transfers import ProgressCallback
 from ._transport import Transport
 
 
-class AsyncV1:
+class AsyncV1(AsyncV1Generated):
     """The ``/v1`` API: ``client.v1.video_projects``, ``client.v1.image_projects``, ..."""
 
     def __init__(self, client: AsyncClient) -> None:
+        super().__init__(client)  # one attribute per tool: client.v1.ai_image_generator, ...
         self.video_projects = AsyncVideoProjects(client)
         self.image_projects = AsyncImageProjects(client)
         self.audio_projects = AsyncAudioProjects(client)
+        self.files = AsyncFiles(client)
 
     def __repr__(self) -> str:
         return "<AsyncV1>"
@@ -39,7 +57,10 @@ class AsyncClient:
         environment: which deployment to use when no base URL is given.
         timeout: seconds for the whole request, or a :class:`Timeout` (default: connect 10 s, read 60 s).
         max_retries: extra attempts for failed requests (see the README's retry rules).
+        poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         session: an ``aiohttp.ClientSession`` you own; the client uses it and never closes it.
+        on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
+            :class:`PollEvent`; for progress displays.
     """
 
     def __init__(
@@ -50,7 +71,9 @@ class AsyncClient:
         environment: Environment = Environment.PRODUCTION,
         timeout: float | Timeout | None = None,
         max_retries: int = 2,
+        poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
+        on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a non-negative integer, not {max_retries!r}")
@@ -61,12 +84,33 @@ class AsyncClient:
             max_retries=max_retries,
             session=session,
         )
+        if poll is not None and not isinstance(poll, PollPolicy):
+            raise ConfigurationError(f"poll must be a PollPolicy, not {poll!r}")
+        # Polls go out with no transport retries: the scheduler rides out failures itself and must see
+        # every 429 to slow down.
+        self._scheduler: Scheduler[Project] = Scheduler(
+            functools.partial(fetch_project, self._transport, max_retries=0),
+            lambda project: project.is_terminal,
+            policy=poll,
+            on_event=on_poll_event,
+            closed_error=lambda: ClientClosedError("this client is closed; create a new one"),
+        )
         self.v1 = AsyncV1(self)
 
     @property
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._transport.base_url
+
+    @property
+    def poll_policy(self) -> PollPolicy:
+        """The policy the scheduler polls by."""
+        return self._scheduler.policy
+
+    @property
+    def poll_stats(self) -> SchedulerStats:
+        """Counters of the polling scheduler: polls sent, 429s, retries, active waits, in flight."""
+        return self._scheduler.stats
 
     @property
     def closed(self) -> bool:
@@ -77,10 +121,49 @@ class AsyncClient:
         return f"AsyncClient(base_url={self.base_url!r})"
 
     async def close(self) -> None:
-        """Close the client's session (not a caller-owned one). Closing twice is harmless."""
+        """Stop polling, fail pending waits, close the client's session (not a caller-owned one).
+
+        Closing twice is harmless.
+        """
+        await self._scheduler.aclose()
         await self._transport.aclose()
 
     aclose = close
+
+    async def download_outputs(
+        self,
+        project: Project,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[pathlib.Path]:
+        """Download every output of ``project`` into ``directory`` and return the saved paths in output order.
+
+        Files are named ``{project.id}-{name}`` (``{project.id}-{index}-{name}`` when the project has several
+        outputs), where ``name`` is the URL's file name made safe: nothing is ever written outside
+        ``directory``, which is created if needed (default: the current directory). Each file streams to a
+        temporary ``.part`` name and is renamed once complete; interrupted transfers resume, transient
+        failures retry, and expired URLs are refreshed by fetching the project again. Up to 4 files transfer
+        at once per client.
+
+        Example:
+            ```python
+            project = await client.v1.video_projects.wait(id=pid)
+            paths = await client.download_outputs(project.raise_for_status(), "renders")
+            ```
+
+        Args:
+            project: a project from ``get``/``wait``; one without outputs gives ``[]``.
+            directory: where to save; created if missing.
+            overwrite: replace a different file already under an output's name (an identical one, same
+                size, is always kept without downloading).
+            on_progress: called in the event loop with a :class:`TransferProgress` as bytes arrive.
+
+        Raises:
+            DownloadError: an output could not be saved; no partial file is left behind.
+        """
+        return await download_outputs(self, project, directory, overwrite=overwrite, on_progress=on_progress)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -41,6 +41,10 @@ class ProjectStatus(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:
+        # Reads as the plain string it equals: ``VideoProject(status='complete', ...)``.
+        return repr(self.value)
+
 
 TERMINAL_STATUSES = frozenset({"complete", "error", "canceled"})
 _FAILED_STATUSES = frozenset({"error", "canceled"})

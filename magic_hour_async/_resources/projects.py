@@ -5,8 +5,12 @@ Resources only describe endpoints; the transport sends, the converter decodes, t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 from urllib.parse import quote
+
+import attrs
 
 from .._converter import decode
 from .._exceptions import ConfigurationError
@@ -14,8 +18,11 @@ from .._models import AudioProject, ImageProject, Project, VideoProject
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
+    from .._transport import Transport
 
 P = TypeVar("P", bound=Project)
+
+MODELS: dict[str, type[Project]] = {"video": VideoProject, "image": ImageProject, "audio": AudioProject}
 
 
 def encode_id(value: str) -> str:
@@ -23,6 +30,23 @@ def encode_id(value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"id must be a non-empty string, not {value!r}")
     return quote(value, safe="")
+
+
+def _checked(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise ConfigurationError("ids must be a list of ids, not a single string")
+    listed = list(ids)
+    for id in listed:
+        encode_id(id)
+    return listed
+
+
+async def fetch_project(
+    transport: Transport, kind: str, id: str, *, max_retries: int | None = None
+) -> Project:
+    """One ``GET /v1/{kind}-projects/{id}``, decoded into the kind's model (the scheduler's fetch)."""
+    data = await transport.request("GET", f"/v1/{kind}-projects/{encode_id(id)}", max_retries=max_retries)
+    return decode(data, MODELS[kind])
 
 
 class AsyncProjects(Generic[P]):
@@ -52,6 +76,66 @@ class AsyncProjects(Generic[P]):
     async def delete(self, *, id: str) -> None:
         """Permanently delete a project's outputs (204). Not reversible."""
         await self._client._transport.request("DELETE", self._path(id))
+
+    async def wait(self, *, id: str, timeout: float | None = None) -> P:
+        """Wait until the project is ``complete``, ``error`` or ``canceled`` and return it.
+
+        Polls through the client's scheduler, so any number of concurrent waits share its request budget.
+        A failed render is returned, not raised: call ``project.raise_for_status()`` for that.
+
+        Example:
+            ``project = (await client.v1.video_projects.wait(id=pid, timeout=600)).raise_for_status()``
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen.
+        """
+        encode_id(id)
+        return cast(P, await self._client._scheduler.wait(self._kind, id, timeout=timeout))
+
+    async def wait_many(self, ids: Iterable[str], *, timeout: float | None = None) -> list[P]:
+        """Wait for every project in ``ids`` under one deadline; return them in input order.
+
+        Example:
+            ``projects = await client.v1.image_projects.wait_many(ids, timeout=900)``
+        """
+        scheduler = self._client._scheduler
+        return cast(list[P], await scheduler.wait_many(self._kind, _checked(ids), timeout=timeout))
+
+    def as_completed(self, ids: Iterable[str], *, timeout: float | None = None) -> AsyncIterator[P]:
+        """Yield each project of ``ids`` as soon as it turns terminal, in completion order.
+
+        Leaving the loop early (``break``, an exception) withdraws interest in the rest at once.
+
+        Example:
+            ```python
+            async for project in client.v1.audio_projects.as_completed(ids):
+                print(project.id, project.status)
+            ```
+        """
+        completions = self._client._scheduler.as_completed(self._kind, _checked(ids), timeout=timeout)
+        return cast("AsyncIterator[P]", completions)
+
+    async def check_result(
+        self,
+        id: str,
+        wait_for_completion: bool = False,
+        download_outputs: bool = False,
+        download_directory: str | Path | None = None,
+    ) -> P:
+        """The official SDK's ``check_result``: fetch, optionally wait, optionally download.
+
+        Args:
+            id: the project id.
+            wait_for_completion: wait (through the scheduler) until the project is terminal.
+            download_outputs: save the outputs of a ``complete`` project; their paths are in
+                ``project.downloaded_paths``.
+            download_directory: where to save them (default: the current directory).
+        """
+        project = await self.wait(id=id) if wait_for_completion else await self.get(id=id)
+        if download_outputs and project.status == "complete" and project.downloads:
+            paths = await self._client.download_outputs(project, download_directory)
+            project = attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
+        return project
 
 
 class AsyncVideoProjects(AsyncProjects[VideoProject]):

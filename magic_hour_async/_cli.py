@@ -1,0 +1,228 @@
+"""``magic-hour-async``: the command line.
+
+Each command is a small coroutine over an :class:`AsyncClient`; ``main`` parses arguments, runs the command,
+and turns every SDK error into one line on stderr and an exit status a script can branch on:
+
+====  =========================================
+0     success
+1     any other error (API, connection, download)
+2     usage or configuration (no token, bad arguments)
+3     authentication (401) or permission (403)
+4     not found (404)
+5     timeout (a wait's deadline, a request timeout)
+130   interrupted (Ctrl-C)
+====  =========================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._client import AsyncClient
+from ._converter import converter
+from ._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    MagicHourError,
+    NotFoundError,
+    PermissionDeniedError,
+    WaitTimeoutError,
+)
+from ._models import Project
+from ._progress import Progress
+from ._resources.projects import AsyncProjects
+
+KINDS = ("video", "image", "audio")
+EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """A project as the API's JSON, plus ``downloaded_paths``."""
+    data: dict[str, Any] = converter.unstructure(project)
+    data["status"] = str(project.status)
+    return data
+
+
+def _print_project(project: Project, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(project_json(project), indent=2))
+        return
+    print(f"{type(project).__name__} {project.id}: {project.status}")
+    print(f"  type: {project.type}  credits: {project.credits_charged}  created: {project.created_at}")
+    if project.error is not None:
+        print(f"  error: {project.error.code}: {project.error.message}")
+    for download in project.downloads:
+        print(f"  download: {download.url.partition('?')[0]} (expires {download.expires_at})")
+    for path in project.downloaded_paths:
+        print(f"  saved: {path}")
+
+
+def _resource(client: AsyncClient, kind: str) -> AsyncProjects[Any]:
+    resources: dict[str, AsyncProjects[Any]] = {
+        "video": client.v1.video_projects,
+        "image": client.v1.image_projects,
+        "audio": client.v1.audio_projects,
+    }
+    return resources[kind]
+
+
+async def cmd_get(client: AsyncClient, args: argparse.Namespace) -> int:
+    _print_project(await _resource(client, args.kind).get(id=args.id), args.json)
+    return 0
+
+
+async def cmd_delete(client: AsyncClient, args: argparse.Namespace) -> int:
+    await _resource(client, args.kind).delete(id=args.id)
+    print(f"deleted {args.kind} project {args.id}")
+    return 0
+
+
+async def cmd_wait(client: AsyncClient, args: argparse.Namespace, progress: Progress) -> int:
+    resource = _resource(client, args.kind)
+    for id in args.ids:
+        progress.track(args.kind, id)
+    finished: list[Project] = []
+    async for project in resource.as_completed(args.ids, timeout=args.timeout):
+        if args.download and project.status == "complete":
+            paths = await client.download_outputs(project, args.download, on_progress=progress.on_transfer)
+            project = _with_paths(project, paths)
+        finished.append(project)
+    progress.close()
+    by_id = {project.id: project for project in finished}
+    ordered = [by_id[id] for id in dict.fromkeys(args.ids)]
+    if args.json:
+        print(json.dumps([project_json(p) for p in ordered], indent=2))
+    else:
+        for project in ordered:
+            _print_project(project, False)
+    return 0 if all(p.status == "complete" for p in ordered) else EXIT_ERROR
+
+
+async def cmd_download(client: AsyncClient, args: argparse.Namespace, progress: Progress) -> int:
+    project = await _resource(client, args.kind).get(id=args.id)
+    if project.status != "complete":
+        raise MagicHourError(
+            f"{args.kind} project {args.id} is {project.status}, not complete: nothing to download"
+        )
+    paths = await client.download_outputs(project, args.dir, on_progress=progress.on_transfer)
+    progress.close()
+    for path in paths:
+        print(path)
+    return 0
+
+
+async def cmd_upload(client: AsyncClient, args: argparse.Namespace) -> int:
+    paths = await client.v1.files.upload_files(list(args.files))
+    for local, remote in zip(args.files, paths, strict=True):
+        print(remote if args.quiet else f"{local} -> {remote}")
+    return 0
+
+
+def _with_paths(project: Project, paths: Sequence[Path]) -> Project:
+    import attrs
+
+    return attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="magic-hour-async",
+        description="Magic Hour API from the command line (token from MAGIC_HOUR_API_KEY).",
+    )
+    parser.add_argument("--token", help="API token (default: $MAGIC_HOUR_API_KEY)")
+    parser.add_argument("--base-url", help="API URL (default: $MAGIC_HOUR_BASE_URL or production)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    get = sub.add_parser("get", help="show a project")
+    get.add_argument("kind", choices=KINDS)
+    get.add_argument("id")
+    get.add_argument("--json", action="store_true", help="print the project as JSON")
+
+    wait = sub.add_parser("wait", help="wait for projects to finish, with live progress")
+    wait.add_argument("kind", choices=KINDS)
+    wait.add_argument("ids", nargs="+", metavar="ID")
+    wait.add_argument("--timeout", type=float, help="give up after S seconds")
+    wait.add_argument("--download", metavar="DIR", type=Path, help="save outputs of complete projects")
+    wait.add_argument("--json", action="store_true", help="print the projects as JSON")
+
+    download = sub.add_parser("download", help="save a complete project's outputs")
+    download.add_argument("kind", choices=KINDS)
+    download.add_argument("id")
+    download.add_argument("--dir", type=Path, default=Path("."), help="target directory (default: .)")
+
+    delete = sub.add_parser("delete", help="delete a project")
+    delete.add_argument("kind", choices=KINDS)
+    delete.add_argument("id")
+
+    upload = sub.add_parser("upload", help="upload local files; prints their api-assets paths")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("-q", "--quiet", action="store_true", help="print only the api-assets paths")
+
+    emulator = sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C")
+    emulator.add_argument("--port", type=int, default=8000)
+    emulator.add_argument("--speed", type=float, default=1.0, help="render time factor (default 1)")
+    emulator.add_argument("--seed", type=int, default=0)
+
+    demo = sub.add_parser("demo", help="render a batch on the built-in emulator (no token, no network)")
+    demo.add_argument("--dir", type=Path, default=Path("magic-hour-demo"), help="where outputs go")
+    demo.add_argument("--speed", type=float, default=0.25, help="emulator render time factor")
+    return parser
+
+
+def exit_code(error: BaseException) -> int:
+    if isinstance(error, ConfigurationError):
+        return EXIT_USAGE
+    if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+        return EXIT_AUTH
+    if isinstance(error, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, TimeoutError):
+        return EXIT_TIMEOUT
+    return EXIT_ERROR
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return await run_demo(directory=args.dir, speed=args.speed)
+    progress = Progress()
+    async with AsyncClient(
+        token=args.token, base_url=args.base_url, on_poll_event=progress.on_poll_event
+    ) as client:
+        if args.command == "get":
+            return await cmd_get(client, args)
+        if args.command == "delete":
+            return await cmd_delete(client, args)
+        if args.command == "wait":
+            return await cmd_wait(client, args, progress)
+        if args.command == "download":
+            return await cmd_download(client, args, progress)
+        return await cmd_upload(client, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "emulator":
+        from .testing import serve
+
+        serve(port=args.port, speed=args.speed, seed=args.seed)
+        return 0
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (MagicHourError, OSError) as error:
+        detail = f"{type(error).__name__}: {error}"
+        if isinstance(error, WaitTimeoutError) and error.project is not None:
+            detail += f" (last status: {error.project.status})"
+        print(f"error: {detail}", file=sys.stderr)
+        return exit_code(error)

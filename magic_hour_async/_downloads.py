@@ -1,0 +1,326 @@
+"""Streaming, atomic, resumable downloads of a project's outputs (``AsyncClient.download_outputs``).
+
+Each output streams through the client's own session (``Transport.stream``) into a temporary
+``.{name}.{random}.part`` file next to its final name and is renamed into place only once its size matches
+``Content-Length``, so the final name is either absent or complete. Disk writes run in a worker thread, one
+batch of about 2 MiB while the next batch is read from the socket: memory stays bounded (two batches plus
+aiohttp's read buffer) and the event loop never waits on the disk.
+
+Faults, per output:
+
+- a transfer cut short resumes with ``Range: bytes=N-``; a ``206`` must carry a ``Content-Range`` starting
+  at N, and a ``200`` means the server ignored the range: the file restarts from zero;
+- connection errors, timeouts, 408, 429 and 5xx retry with the client's :class:`Backoff` and
+  ``max_retries`` (an attempt that saved new bytes resets the count and resumes at once);
+- a URL whose ``expires_at`` has passed, or a 403/410 answer, fetches the project again for fresh URLs
+  (one fetch serves all outputs of the call; at most two per output);
+- anything else, or retries running out, raises :class:`DownloadError` naming the output, the file and the
+  cause (signed query strings redacted), after removing the temporary file. Cancellation removes it too.
+
+A file already under the final name is kept when its size equals the output's ``Content-Length`` (one GET
+whose body is not read) and raises :class:`DownloadError` otherwise, unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from ._exceptions import APIConnectionError, DownloadError, MagicHourError, status_error
+from ._filenames import confine, output_filename
+from ._models import AudioProject, Download, ImageProject, Project, VideoProject
+from ._transfers import PartFile, ProgressCallback, TransferProgress, gather_all, transfer_slots
+from ._transport import Transport, redact_url
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient
+
+__all__ = ["download_outputs"]
+
+logger = logging.getLogger("magic_hour_async")
+
+CHUNK_SIZE = 1 << 20
+#: Bytes collected from the socket before one worker-thread write.
+WRITE_BATCH = 2 << 20
+_MAX_REFRESHES = 2
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class _FreshUrls:
+    """The project's current download URLs; one refetch serves every output that found its URL expired."""
+
+    def __init__(self, client: AsyncClient, project: Project) -> None:
+        self._client = client
+        self._project = project
+        self._lock = asyncio.Lock()
+
+    def get(self, index: int) -> Download:
+        return self._project.downloads[index]
+
+    async def refresh(self, index: int, stale: str) -> Download:
+        async with self._lock:
+            if self._project.downloads[index].url == stale:
+                self._project = await self._fetch()
+                if index >= len(self._project.downloads):
+                    raise DownloadError(f"project {self._project.id} no longer lists output {index}")
+            return self._project.downloads[index]
+
+    async def _fetch(self) -> Project:
+        project, v1 = self._project, self._client.v1
+        if isinstance(project, VideoProject):
+            return await v1.video_projects.get(id=project.id)
+        if isinstance(project, ImageProject):
+            return await v1.image_projects.get(id=project.id)
+        if isinstance(project, AudioProject):
+            return await v1.audio_projects.get(id=project.id)
+        raise DownloadError(f"cannot fetch fresh URLs for a plain {type(project).__name__}: kind unknown")
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may fix; ``cause`` is the SDK error to report."""
+
+    def __init__(self, cause: MagicHourError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Expired(_Retryable):
+    """The signed URL was refused (403/410): fresh URLs are needed."""
+
+
+class _Transfer:
+    """Downloads one output: the retry, refresh and resume loop around single GET attempts."""
+
+    def __init__(self, urls: _FreshUrls, transport: Transport, index: int, final: Path, *, overwrite: bool,
+                 on_progress: ProgressCallback | None) -> None:  # fmt: skip
+        self._urls, self._transport, self._index, self._final = urls, transport, index, final
+        self._on_progress = on_progress
+        self._download = urls.get(index)
+        # A file already under the final name is compared with the first answer, unless it may be replaced.
+        self._existing = None if overwrite else _size_of(final)
+        self._overwrite = overwrite
+        self._part: PartFile | None = None
+        self._offset = 0
+        self._total: int | None = None
+        self._refreshes = 0
+
+    async def run(self) -> Path:
+        try:
+            try:
+                await self._loop()
+            except OSError as exc:  # the disk, not the network: full, read-only, a directory in the way
+                raise self._error(exc) from exc
+        except BaseException:
+            if self._part is not None:
+                await self._part.discard()
+            raise
+        return self._final
+
+    async def _loop(self) -> None:
+        expires = self._download.expires_at
+        if expires is not None and expires <= datetime.now(timezone.utc):
+            await self._refresh(None)
+        failures = 0
+        furthest = 0  # the highest offset reached: refetching bytes after a restart is not progress
+        while True:
+            try:
+                if await self._attempt():
+                    return
+            except _Expired as exc:
+                await self._refresh(exc.cause)
+            except _Retryable as exc:
+                if self._offset > furthest:
+                    furthest = self._offset
+                    failures = 0  # new bytes were saved: resume at once
+                    continue
+                failures += 1
+                if failures > self._transport.max_retries:
+                    raise self._error(exc.cause) from exc.cause
+                delay = self._transport.backoff.delay(failures - 1, self._transport._rand())
+                logger.debug("download %s: %s; retry in %.2fs", self._final.name, exc.cause, delay)
+                await self._transport._sleep(delay)
+
+    async def _attempt(self) -> bool:
+        """One GET. True when the output is saved (or an identical file was already there)."""
+        headers = {"Accept-Encoding": "identity"}  # sizes and ranges refer to the bytes on disk
+        if self._offset:
+            headers["Range"] = f"bytes={self._offset}-"
+        try:
+            async with self._transport.stream(self._download.url, headers=headers) as response:
+                start, total = await self._check(response)
+                if self._existing is not None:
+                    return self._keep_existing(total)
+                if start == 0 and self._offset:
+                    logger.debug("download %s: server ignored Range, restarting", self._final.name)
+                    await self._restart()
+                self._total = total
+                await self._stream(response)
+        except APIConnectionError as exc:
+            raise _Retryable(exc) from exc
+        if self._total is not None and self._offset < self._total:
+            raise _Retryable(APIConnectionError(f"transfer ended at byte {self._offset} of {self._total}"))
+        await self._publish()
+        return True
+
+    async def _check(self, response: aiohttp.ClientResponse) -> tuple[int, int | None]:
+        """Where the body starts and the whole output's size, or raise what the status means."""
+        status = response.status
+        if status == 200:
+            encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+            return 0, None if encoded else response.content_length
+        if status == 206:
+            found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            total = int(found[3]) if found and found[3] != "*" else None
+            if found and int(found[1]) == self._offset and (self._total is None or total == self._total):
+                return self._offset, total
+            await self._restart()
+            raise _Retryable(APIConnectionError(f"206 with Content-Range {found and found[0]!r}"))
+        raw = await response.content.read(2048)
+        error = status_error(status, raw, response.headers, reason=response.reason or "")
+        if status in (403, 410):
+            raise _Expired(error)
+        if status == 416 and self._offset:
+            await self._restart()  # our partial file does not match the output any more
+            raise _Retryable(error)
+        if status in (408, 429) or status >= 500:
+            raise _Retryable(error)
+        raise self._error(error if status >= 400 else f"unexpected HTTP {status}")
+
+    async def _stream(self, response: aiohttp.ClientResponse) -> None:
+        if self._part is None:
+            self._part = PartFile(self._final)
+        batch: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= WRITE_BATCH:
+                    await self._save(batch, size)
+                    batch, size = [], 0
+        except Exception:
+            await self._save(batch, size)  # keep what arrived: the resume starts after it
+            raise
+        await self._save(batch, size)
+        await self._part.drain()
+
+    async def _save(self, batch: list[bytes], size: int) -> None:
+        if batch and self._part is not None:
+            await self._part.write(batch)
+            self._offset += size
+            self._report(self._offset)
+
+    async def _restart(self) -> None:
+        if self._part is not None:
+            await self._part.truncate()
+        self._offset = 0
+        self._report(0)
+
+    def _keep_existing(self, total: int | None) -> bool:
+        """True when the file under the final name has the output's size; raises DownloadError otherwise."""
+        if total is not None and total == self._existing:
+            logger.debug("download %s: complete file already present", self._final.name)
+            self._report(total, total)
+            return True
+        size = f"has {total}" if total is not None else "size is unknown"
+        raise DownloadError(
+            f"{self._final} already exists and differs from output {self._index} "
+            f"({self._existing} bytes, the output {size}); pass overwrite=True to replace it"
+        )
+
+    async def _publish(self) -> None:
+        part = self._part
+        if part is None:  # an empty body never opened a file
+            part = self._part = PartFile(self._final)
+        await part.close()
+        if self._overwrite or not self._link(part.path):
+            os.replace(part.path, self._final)
+        self._report(self._offset, self._offset)
+
+    def _link(self, part: Path) -> bool:
+        """Publish without clobbering: a hard link fails if the name was taken meanwhile, a rename would not.
+
+        Returns False when the filesystem has no hard links (the caller renames instead).
+        """
+        try:
+            os.link(part, self._final)
+        except FileExistsError:
+            self._existing = _size_of(self._final)
+            self._keep_existing(self._offset)  # raises unless an identical file arrived meanwhile
+        except OSError:
+            return False
+        os.unlink(part)
+        return True
+
+    async def _refresh(self, cause: MagicHourError | None) -> None:
+        if self._refreshes >= _MAX_REFRESHES:
+            raise self._error(cause or "the URL expired") from cause
+        self._refreshes += 1
+        logger.debug("download %s: fetching fresh URLs (%s)", self._final.name, cause or "expired")
+        try:
+            self._download = await self._urls.refresh(self._index, self._download.url)
+        except MagicHourError as exc:
+            raise self._error(f"{cause or 'the URL expired'}; fetching fresh URLs failed: {exc}") from exc
+
+    def _report(self, done: int, total: int | None = None) -> None:
+        if self._on_progress is not None:
+            total = self._total if total is None else total
+            self._on_progress(TransferProgress(name=self._final.name, index=self._index, bytes_done=done,
+                                               bytes_total=total))  # fmt: skip
+
+    def _error(self, cause: object) -> DownloadError:
+        url = self._download.url
+        text = str(cause).replace(url, redact_url(url))
+        query = url.partition("?")[2]
+        if query:
+            text = text.replace(query, "<redacted>")
+        return DownloadError(
+            f"could not download output {self._index} ({redact_url(url)}) to {self._final}: {text}"
+        )
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+async def download_outputs(
+    client: AsyncClient,
+    project: Project,
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    overwrite: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Save every output of ``project`` under ``directory``; see ``AsyncClient.download_outputs``."""
+    if not isinstance(project, Project):
+        raise TypeError(f"project must be a Project, not {type(project).__name__}")
+    downloads = project.downloads
+    if not downloads:
+        return []
+    root = Path(directory) if directory is not None else Path.cwd()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create the download directory {root}: {exc}") from exc
+    urls = _FreshUrls(client, project)
+    transport = client._transport
+    slots = transfer_slots(transport)
+
+    async def one(index: int) -> Path:
+        name = output_filename(project.id, downloads[index].url, index=index, count=len(downloads))
+        final = confine(root, name)
+        async with slots:
+            transfer = _Transfer(urls, transport, index, final, overwrite=overwrite, on_progress=on_progress)
+            return await transfer.run()
+
+    return await gather_all([one(index) for index in range(len(downloads))])

@@ -1,0 +1,81 @@
+"""``client.v1.files``: upload input files to Magic Hour storage; the work is done in ``_uploads``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .._transfers import ProgressCallback
+from .._uploads import (
+    UploadSource,
+    UploadUrlRequestItem,
+    UploadUrlsResponse,
+    create_upload_urls,
+    upload_files,
+)
+
+if TYPE_CHECKING:
+    from .._client import AsyncClient
+
+
+class AsyncUploadUrls:
+    """``/v1/files/upload-urls``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return "<AsyncUploadUrls>"
+
+    async def create(
+        self, *, items: Sequence[UploadUrlRequestItem | Mapping[str, str]]
+    ) -> UploadUrlsResponse:
+        """Request presigned upload URLs, one per item, answered in request order.
+
+        Most code wants :meth:`AsyncFiles.upload_files` instead, which calls this and uploads the bytes.
+
+        Example:
+            ```python
+            res = await client.v1.files.upload_urls.create(items=[{"type": "video", "extension": "mp4"}])
+            res.items[0].upload_url, res.items[0].file_path
+            ```
+        """
+        return await create_upload_urls(self._client._transport, items)
+
+
+class AsyncFiles:
+    """``/v1/files``: ``upload_file``, ``upload_files`` and ``upload_urls.create``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self.upload_urls = AsyncUploadUrls(client)
+
+    def __repr__(self) -> str:
+        return "<AsyncFiles>"
+
+    async def upload_file(self, file: UploadSource, *, on_progress: ProgressCallback | None = None) -> str:
+        """Upload one file and return its ``file_path`` (``api-assets/...``) for create endpoints.
+
+        ``file`` is a path (``str`` or ``pathlib.Path``) or a binary file object with a ``name``; the type
+        follows the extension. An http(s) URL or an ``api-assets/...`` path is returned unchanged, without
+        any request. The file is streamed, never read into memory whole.
+
+        Example:
+            ``path = await client.v1.files.upload_file("face.png")``
+
+        Raises:
+            ConfigurationError: the extension is not one the API accepts (the message lists them).
+        """
+        return (await upload_files(self._client._transport, [file], on_progress=on_progress))[0]
+
+    async def upload_files(
+        self, files: Sequence[UploadSource], *, on_progress: ProgressCallback | None = None
+    ) -> list[str]:
+        """Upload several files with one upload-URL request and concurrent PUTs; ``file_path`` in input order.
+
+        Every file is checked before the first request. URLs and ``api-assets/...`` paths pass through.
+
+        Example:
+            ``video, audio = await client.v1.files.upload_files(["clip.mp4", "voice.mp3"])``
+        """
+        return await upload_files(self._client._transport, files, on_progress=on_progress)

@@ -1,0 +1,139 @@
+"""The CLI, run as a subprocess against the emulator (thread mode) over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from magic_hour_async.testing import Emulator
+
+
+def run(
+    *args: str, emu: Emulator | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
+    if emu is not None:
+        env.update(MAGIC_HOUR_API_KEY=emu.token, MAGIC_HOUR_BASE_URL=emu.url)
+    return subprocess.run(
+        [sys.executable, "-m", "magic_hour_async", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_get_json_prints_the_project(magic_hour_emulator: Emulator) -> None:
+    pid = magic_hour_emulator.create_project("image", status="complete", outputs=2)
+    result = run("get", "image", pid, "--json", emu=magic_hour_emulator)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["id"] == pid
+    assert data["status"] == "complete"
+    assert len(data["downloads"]) == 2
+    assert data["downloaded_paths"] == []
+
+
+def test_get_human_output(magic_hour_emulator: Emulator) -> None:
+    pid = magic_hour_emulator.create_project("video", status="rendering")
+    result = run("get", "video", pid, emu=magic_hour_emulator)
+    assert result.returncode == 0, result.stderr
+    assert f"VideoProject {pid}: rendering" in result.stdout
+
+
+def test_not_found_is_one_line_on_stderr_with_exit_4(magic_hour_emulator: Emulator) -> None:
+    result = run("get", "audio", "nope", emu=magic_hour_emulator)
+    assert result.returncode == 4
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == ["error: NotFoundError: HTTP 404: Not Found"]
+
+
+def test_wrong_token_exits_3_without_printing_the_token(magic_hour_emulator: Emulator) -> None:
+    result = run("--token", "mhk_live_wrong_secret", "get", "video", "x", emu=magic_hour_emulator)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "mhk_live_wrong_secret" not in result.stderr + result.stdout
+
+
+def test_missing_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run("get", "video", "x", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "MAGIC_HOUR_API_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_error_exits_2() -> None:
+    assert run("get", "hologram", "x").returncode == 2
+
+
+def test_wait_downloads_and_reports_failures(magic_hour_emulator: Emulator, tmp_path: Path) -> None:
+    ok = magic_hour_emulator.create_project("image", duration=0.05, outputs=2)
+    bad = magic_hour_emulator.create_project(
+        "image", duration=0.05, outcome="error", error_code="no_source_face"
+    )
+    result = run(
+        "wait", "image", ok, bad, "--download", str(tmp_path / "out"), "--json", emu=magic_hour_emulator
+    )
+    assert result.returncode == 1  # one render failed
+    projects = json.loads(result.stdout)
+    assert [p["id"] for p in projects] == [ok, bad]
+    assert projects[1]["error"]["code"] == "no_source_face"
+    saved = [Path(p) for p in projects[0]["downloaded_paths"]]
+    assert len(saved) == 2
+    assert all(path.parent == tmp_path / "out" and path.stat().st_size > 0 for path in saved)
+    assert f"image {ok}" in result.stderr  # progress lines go to stderr when not a terminal
+
+
+def test_wait_timeout_exits_5(magic_hour_emulator: Emulator) -> None:
+    pid = magic_hour_emulator.create_project("video", status="queued")
+    result = run("wait", "video", pid, "--timeout", "0.3", emu=magic_hour_emulator)
+    assert result.returncode == 5
+    assert "WaitTimeoutError" in result.stderr
+    assert "last status: queued" in result.stderr
+
+
+def test_download_and_delete(magic_hour_emulator: Emulator, tmp_path: Path) -> None:
+    pid = magic_hour_emulator.create_project("audio", status="complete")
+    result = run("download", "audio", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
+    assert result.returncode == 0, result.stderr
+    (saved,) = result.stdout.split()
+    assert Path(saved).read_bytes()[:4] == b"RIFF"
+    deleted = run("delete", "audio", pid, emu=magic_hour_emulator)
+    assert deleted.returncode == 0
+    assert magic_hour_emulator.project(pid)["enabled"] is False
+
+
+def test_download_of_unfinished_project_is_an_error(magic_hour_emulator: Emulator, tmp_path: Path) -> None:
+    pid = magic_hour_emulator.create_project("video", status="rendering")
+    result = run("download", "video", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
+    assert result.returncode == 1
+    assert "not complete" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upload_prints_api_asset_paths(magic_hour_emulator: Emulator, tmp_path: Path) -> None:
+    image = tmp_path / "face.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 1000)
+    result = run("upload", "-q", str(image), "https://example.com/a.mp4", emu=magic_hour_emulator)
+    assert result.returncode == 0, result.stderr
+    remote, url = result.stdout.split()
+    assert remote.startswith("api-assets/") and remote.endswith(".png")
+    assert url == "https://example.com/a.mp4"
+    assert magic_hour_emulator.uploads[remote].size == 1008
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_and_saves_outputs(tmp_path: Path) -> None:
+    result = run("demo", "--speed", "0.02", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "renders:   30 (28 complete, 2 failed)" in result.stdout
+    saved = list((tmp_path / "magic-hour-demo").iterdir())
+    assert len(saved) == 37
+    assert "polls:" in result.stdout
