@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._client import AsyncClient
 from ._converter import converter
@@ -34,8 +35,9 @@ from ._exceptions import (
     PermissionDeniedError,
     WaitTimeoutError,
 )
-from ._models import Project
+from ._models import CreateResponse, Project
 from ._progress import Progress
+from ._resources.create import AsyncCreateResource
 from ._resources.projects import AsyncProjects
 
 KINDS = ("video", "image", "audio")
@@ -117,6 +119,72 @@ async def cmd_download(client: AsyncClient, args: argparse.Namespace, progress: 
     return 0
 
 
+def _tools(client: AsyncClient) -> dict[str, AsyncCreateResource[Any]]:
+    """Every create resource on ``client.v1``, by CLI name (``ai-image-generator``)."""
+    return {
+        name.replace("_", "-"): resource
+        for name, resource in vars(client.v1).items()
+        if isinstance(resource, AsyncCreateResource)
+    }
+
+
+def _read_body(text: str) -> dict[str, Any]:
+    """``--body`` is JSON, or ``@file.json``."""
+    try:
+        raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+        body = json.loads(raw)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"--body must be JSON or @file.json: {error}") from None
+    if not isinstance(body, dict):
+        raise ConfigurationError("--body must be a JSON object")
+    return cast("dict[str, Any]", body)
+
+
+def _tool(client: AsyncClient, tool: str) -> AsyncCreateResource[Any]:
+    """The create resource for a tool named by its path (``/v1/ai-image-generator``) or name."""
+    name = tool.rpartition("/")[2].replace("_", "-")
+    tools = _tools(client)
+    if name not in tools:
+        raise ConfigurationError(f"unknown tool {tool!r}; one of: {', '.join(sorted(tools))}")
+    return tools[name]
+
+
+async def _call_tool(resource: AsyncCreateResource[Any], method: str, /, **kwargs: Any) -> Any:
+    # Each generated tool declares its own typed signature; a JSON body is passed through as is, after
+    # checking it binds, so a wrong field is a usage error and never a TypeError from deep inside.
+    function = cast("Callable[..., Awaitable[Any]]", getattr(resource, method))
+    try:
+        inspect.signature(function).bind(**kwargs)
+    except TypeError as error:
+        raise ConfigurationError(f"{type(resource).__name__.removeprefix('Async')}: {error}") from None
+    return await function(**kwargs)
+
+
+async def create_with(client: AsyncClient, tool: str, body: dict[str, Any]) -> CreateResponse:
+    """``client.v1.<tool>.create(**body)``, the tool named by its path or name."""
+    created: CreateResponse = await _call_tool(_tool(client, tool), "create", **body)
+    return created
+
+
+async def cmd_create(client: AsyncClient, args: argparse.Namespace, progress: Progress) -> int:
+    body = _read_body(args.body)
+    if not args.wait:
+        created = await create_with(client, args.tool, body)
+        print(json.dumps(converter.unstructure(created)) if args.json else f"created {created.id}")
+        return 0
+    project: Project = await _call_tool(
+        _tool(client, args.tool),
+        "generate",
+        **body,
+        wait_for_completion=True,
+        download_outputs=args.download is not None,
+        download_directory=args.download,
+    )
+    progress.close()
+    _print_project(project, args.json)
+    return 0 if project.status == "complete" else EXIT_ERROR
+
+
 async def cmd_upload(client: AsyncClient, args: argparse.Namespace) -> int:
     paths = await client.v1.files.upload_files(list(args.files))
     for local, remote in zip(args.files, paths, strict=True):
@@ -159,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete a project")
     delete.add_argument("kind", choices=KINDS)
     delete.add_argument("id")
+
+    create = sub.add_parser("create", help="start a render with a tool, e.g. ai-image-generator")
+    create.add_argument("tool", help="the tool's path name (ai-image-generator, face-swap, ...)")
+    create.add_argument("--body", required=True, help="the request body: JSON, or @file.json")
+    create.add_argument("--wait", action="store_true", help="upload local files, wait, print the project")
+    create.add_argument("--download", metavar="DIR", type=Path, help="with --wait: save the outputs here")
+    create.add_argument("--json", action="store_true", help="print JSON")
 
     upload = sub.add_parser("upload", help="upload local files; prints their api-assets paths")
     upload.add_argument("files", nargs="+", metavar="FILE")
@@ -204,6 +279,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await cmd_wait(client, args, progress)
         if args.command == "download":
             return await cmd_download(client, args, progress)
+        if args.command == "create":
+            return await cmd_create(client, args, progress)
         return await cmd_upload(client, args)
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._cli import create_with
 from ._client import AsyncClient
 from ._models import Project
 from ._progress import Progress
@@ -73,8 +74,7 @@ async def run_demo(*, directory: Path, speed: float = 0.25) -> int:
             created: list[tuple[str, str, float]] = []
             for n in range(_COPIES * len(_BATCH)):
                 path, kind, body = _BATCH[n % len(_BATCH)]
-                data = await client._transport.request("POST", path, json_body=body, paid=True)
-                project_id = str(data["id"])
+                project_id = (await create_with(client, path, body)).id
                 if n in _FAIL:
                     emu.fail(project_id, *_FAIL[n])
                 created.append((kind, project_id, time.monotonic()))

@@ -137,3 +137,44 @@ def test_demo_runs_offline_and_saves_outputs(tmp_path: Path) -> None:
     saved = list((tmp_path / "magic-hour-demo").iterdir())
     assert len(saved) == 37
     assert "polls:" in result.stdout
+
+
+def test_create_prints_the_new_id_and_charges_once(magic_hour_emulator: Emulator) -> None:
+    body = json.dumps({"image_count": 1, "style": {"prompt": "a fox"}})
+    result = run("create", "ai-image-generator", "--body", body, "--json", emu=magic_hour_emulator)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert magic_hour_emulator.project(created["id"])["type"] == "AI_IMAGE"
+    assert magic_hour_emulator.counters.count(route="POST /v1/ai-image-generator") == 1
+
+
+def test_create_wait_download_from_a_body_file(magic_hour_emulator: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "body.json").write_text(json.dumps({"style": {"prompt": "Hi.", "voice_name": "Elon Musk"}}))
+    result = run(
+        "create", "ai_voice_generator", "--body", "@body.json", "--wait", "--download", "out", "--json",
+        emu=magic_hour_emulator, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    project = json.loads(result.stdout)
+    assert project["status"] == "complete"
+    (saved,) = project["downloaded_paths"]
+    assert Path(saved).parent == Path("out") or Path(saved).parent == tmp_path / "out"
+    assert (tmp_path / "out" / Path(saved).name).read_bytes()[:4] == b"RIFF"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "hologram-maker", "--body", "{}"], "unknown tool 'hologram-maker'"),
+        (["create", "ai-image-generator", "--body", "{not json"], "--body must be JSON"),
+        (["create", "ai-image-generator", "--body", '{"image_count": 1}'], "'style'"),
+        (["create", "ai-image-generator", "--body", '{"image_count": 1, "style": {}, "colour": 1}'], "colour"),
+    ],
+)
+def test_create_usage_errors_exit_2_before_any_request(
+    magic_hour_emulator: Emulator, args: list[str], message: str
+) -> None:
+    result = run(*args, emu=magic_hour_emulator)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert magic_hour_emulator.counters.count(route="POST /v1/*") == 0
