@@ -1,7 +1,8 @@
 """The emulator with complete video projects of given output sizes, for download benchmarks.
 
-Run as ``python -m benchmarks._download_server --port N --size BYTES [--size BYTES ...]``: project ``dl-{BYTES}``
-has one output of ``BYTES`` bytes (served in chunks, never held in memory), plus ``dl-warm`` of 1 MiB.
+Run as ``python -m benchmarks._download_server --port N --size BYTES [--size BYTES ...]``: project
+``dl-{BYTES}`` has one output of ``BYTES`` bytes (served in chunks, never held in memory), plus ``dl-warm``
+of 1 MiB.
 """
 
 from __future__ import annotations

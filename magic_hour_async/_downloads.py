@@ -1,10 +1,11 @@
 """Streaming, atomic, resumable downloads of a project's outputs (``AsyncClient.download_outputs``).
 
-Each output streams through the client's own session (``Transport.stream``) into a temporary
-``.{name}.{random}.part`` file next to its final name and is renamed into place only once its size matches
-``Content-Length``, so the final name is either absent or complete. Disk writes run in a worker thread, one
-batch of about 2 MiB while the next batch is read from the socket: memory stays bounded (two batches plus
-aiohttp's read buffer) and the event loop never waits on the disk.
+Each output streams through the client's own session (``Transport.open()``) in chunks into a temporary
+``.{name}.{random}.part`` file next to its final name (see :class:`PartFile` for how writes stay off the
+event loop's critical path with bounded memory) and is renamed into place only once its size matches
+``Content-Length``, so the final name is either absent or complete. The client's connect timeout applies;
+its total timeout does not (a large file may take longer than any API call), and its read timeout bounds
+how long the transfer may go without receiving a byte.
 
 Faults, per output:
 
@@ -33,11 +34,20 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ._exceptions import APIConnectionError, DownloadError, MagicHourError, status_error
+from ._config import user_agent
+from ._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, status_error
 from ._filenames import confine, output_filename
 from ._models import AudioProject, Download, ImageProject, Project, VideoProject
-from ._transfers import PartFile, ProgressCallback, TransferProgress, gather_all, transfer_slots
-from ._transport import Transport, redact_url
+from ._transfers import (
+    PartFile,
+    ProgressCallback,
+    Stall,
+    TransferProgress,
+    gather_all,
+    transfer_slots,
+    transfer_timeout,
+)
+from ._transport import Transport, map_exception, redact_url
 
 if TYPE_CHECKING:
     from ._client import AsyncClient
@@ -47,8 +57,6 @@ __all__ = ["download_outputs"]
 logger = logging.getLogger("magic_hour_async")
 
 CHUNK_SIZE = 1 << 20
-#: Bytes collected from the socket before one worker-thread write.
-WRITE_BATCH = 2 << 20
 _MAX_REFRESHES = 2
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -98,8 +106,16 @@ class _Expired(_Retryable):
 class _Transfer:
     """Downloads one output: the retry, refresh and resume loop around single GET attempts."""
 
-    def __init__(self, urls: _FreshUrls, transport: Transport, index: int, final: Path, *, overwrite: bool,
-                 on_progress: ProgressCallback | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        urls: _FreshUrls,
+        transport: Transport,
+        index: int,
+        final: Path,
+        *,
+        overwrite: bool,
+        on_progress: ProgressCallback | None,
+    ) -> None:
         self._urls, self._transport, self._index, self._final = urls, transport, index, final
         self._on_progress = on_progress
         self._download = urls.get(index)
@@ -149,21 +165,29 @@ class _Transfer:
 
     async def _attempt(self) -> bool:
         """One GET. True when the output is saved (or an identical file was already there)."""
-        headers = {"Accept-Encoding": "identity"}  # sizes and ranges refer to the bytes on disk
+        # No auth header: signed URLs carry their own authorisation. Sizes and ranges refer to the bytes on
+        # disk, so no compression either.
+        headers = {"User-Agent": user_agent(), "Accept-Encoding": "identity"}
         if self._offset:
             headers["Range"] = f"bytes={self._offset}-"
-        try:
-            async with self._transport.stream(self._download.url, headers=headers) as response:
-                start, total = await self._check(response)
-                if self._existing is not None:
-                    return self._keep_existing(total)
-                if start == 0 and self._offset:
-                    logger.debug("download %s: server ignored Range, restarting", self._final.name)
-                    await self._restart()
-                self._total = total
-                await self._stream(response)
-        except APIConnectionError as exc:
-            raise _Retryable(exc) from exc
+        timeout, stall_seconds = transfer_timeout(self._transport)
+        stall = Stall(stall_seconds)
+        with stall.scope:
+            try:
+                exchange = self._transport.open("GET", self._download.url, headers=headers, timeout=timeout)
+                async with exchange as response:
+                    start, total = await self._check(response)
+                    if self._existing is not None:
+                        return self._keep_existing(total)
+                    if start == 0 and self._offset:
+                        logger.debug("download %s: server ignored Range, restarting", self._final.name)
+                        await self._restart()
+                    self._total = total
+                    await self._stream(response, stall)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise _Retryable(map_exception(exc, self._transport._token)) from None
+        if stall.fired:
+            raise _Retryable(APITimeoutError(f"no data for {stall.seconds:g} s"))
         if self._total is not None and self._offset < self._total:
             raise _Retryable(APIConnectionError(f"transfer ended at byte {self._offset} of {self._total}"))
         await self._publish()
@@ -193,35 +217,26 @@ class _Transfer:
             raise _Retryable(error)
         raise self._error(error if status >= 400 else f"unexpected HTTP {status}")
 
-    async def _stream(self, response: aiohttp.ClientResponse) -> None:
-        if self._part is None:
-            self._part = PartFile(self._final)
-        batch: list[bytes] = []
-        size = 0
+    async def _stream(self, response: aiohttp.ClientResponse, stall: Stall) -> None:
+        part = self._part = self._part or PartFile(self._final)
         try:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= WRITE_BATCH:
-                    await self._save(batch, size)
-                    batch, size = [], 0
+                stall.progress()
+                handed = await part.write(chunk)
+                self._offset += len(chunk)  # taken by the part file (on disk after the next flush)
+                if handed:
+                    self._report(self._offset)
         except Exception:
-            await self._save(batch, size)  # keep what arrived: the resume starts after it
+            await part.flush()  # keep what arrived: the resume starts after it
             raise
-        await self._save(batch, size)
-        await self._part.drain()
-
-    async def _save(self, batch: list[bytes], size: int) -> None:
-        if batch and self._part is not None:
-            await self._part.write(batch)
-            self._offset += size
-            self._report(self._offset)
+        await part.flush()
+        self._report(self._offset)
 
     async def _restart(self) -> None:
+        self._offset = 0  # first: if the truncation below is interrupted, it still happens, in order
+        self._report(0)
         if self._part is not None:
             await self._part.truncate()
-        self._offset = 0
-        self._report(0)
 
     def _keep_existing(self, total: int | None) -> bool:
         """True when the file under the final name has the output's size; raises DownloadError otherwise."""
@@ -272,8 +287,10 @@ class _Transfer:
     def _report(self, done: int, total: int | None = None) -> None:
         if self._on_progress is not None:
             total = self._total if total is None else total
-            self._on_progress(TransferProgress(name=self._final.name, index=self._index, bytes_done=done,
-                                               bytes_total=total))  # fmt: skip
+            progress = TransferProgress(
+                name=self._final.name, index=self._index, bytes_done=done, bytes_total=total
+            )
+            self._on_progress(progress)
 
     def _error(self, cause: object) -> DownloadError:
         url = self._download.url

@@ -196,14 +196,21 @@ class Transport:
             ) from None
 
     @asynccontextmanager
-    async def stream(
-        self, url: str, *, headers: dict[str, str] | None = None
+    async def open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        timeout: aiohttp.ClientTimeout,
+        data: Any = None,
     ) -> AsyncGenerator[aiohttp.ClientResponse, None]:
-        """Open a streaming GET on an absolute URL (a signed download URL: no auth header is sent)."""
-        session = self.session()
-        merged = {"User-Agent": self._headers["User-Agent"], **(headers or {})}
-        try:
-            async with session.get(url, headers=merged, timeout=self._timeout) as response:
-                yield response
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise map_exception(exc, self._token) from None
+        """A streaming exchange with an absolute signed URL (downloads, uploads): no auth header, no retries.
+
+        The caller reads the body, maps failures with :func:`map_exception` and decides what to retry:
+        transfers resume and re-sign URLs, which this generic loop cannot know about.
+        """
+        async with self.session().request(
+            method, url, headers=headers, data=data, timeout=timeout
+        ) as response:
+            yield response

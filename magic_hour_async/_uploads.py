@@ -9,8 +9,9 @@ generator with an explicit ``Content-Length`` (presigned storage URLs refuse chu
 stays at a chunk or two whatever the file's size. A PUT to a presigned URL is idempotent, so connection
 errors, timeouts, 408, 429 and 5xx are retried with the client's backoff; each attempt reopens the path, or
 seeks a file object back to where it started (unseekable streams are sent once). aiohttp's read timeout
-only starts once the body is sent, so a stall watchdog (an ``anyio.CancelScope`` whose deadline moves with
-every chunk) bounds the upload itself: no progress for the client's read timeout raises ``APITimeoutError``.
+only starts once the body is sent, so a stall watchdog (``Stall``: an ``anyio.CancelScope`` whose deadline
+moves with the chunks) bounds the upload itself: no progress for the client's read timeout raises
+``APITimeoutError``. The client's total timeout does not apply to transfers: a large file may need longer.
 
 Asset types follow the extension. ``webm`` is uploaded as ``video`` and ``webp`` as ``image`` (both also
 valid elsewhere); ``gif``, which the API only accepts as face swap's ``video_file_path``, is uploaded as
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-import anyio
 import attrs
 
 from ._config import user_agent
@@ -42,7 +42,14 @@ from ._exceptions import (
     ResponseDecodeError,
     status_error,
 )
-from ._transfers import ProgressCallback, TransferProgress, gather_all, transfer_slots
+from ._transfers import (
+    ProgressCallback,
+    Stall,
+    TransferProgress,
+    gather_all,
+    transfer_slots,
+    transfer_timeout,
+)
 from ._transport import Transport, map_exception, redact_url
 
 __all__ = [
@@ -238,11 +245,7 @@ class _Uploader:
     def __init__(self, transport: Transport, on_progress: ProgressCallback | None) -> None:
         self._transport = transport
         self._on_progress = on_progress
-        limits = transport._timeout
-        self._timeout = aiohttp.ClientTimeout(
-            sock_connect=limits.sock_connect or 10.0, sock_read=limits.sock_read
-        )
-        self._stall = limits.sock_read or limits.total or 60.0
+        self._timeout, self._stall = transfer_timeout(transport)
 
     async def put(self, index: int, source: _Source, url: str) -> None:
         """PUT with retries on transient failures, rewinding the source each time."""
@@ -263,21 +266,21 @@ class _Uploader:
         headers = {"Content-Type": _CONTENT_TYPE[source.extension], "User-Agent": user_agent()}
         if source.size is not None:
             headers["Content-Length"] = str(source.size)
-        with source.opened() as reader, anyio.CancelScope() as watchdog:
+        stall = Stall(self._stall)
+        with source.opened() as reader, stall.scope:
 
-            def on_chunk(done: int) -> None:
-                watchdog.deadline = anyio.current_time() + self._stall
+            def on_chunk(done: int) -> None:  # runs in aiohttp's task that writes the body
+                stall.progress()
                 if self._on_progress is not None:
                     progress = TransferProgress(
                         name=source.name, index=index, bytes_done=done, bytes_total=source.size
                     )
                     self._on_progress(progress)
 
-            watchdog.deadline = anyio.current_time() + self._stall
             body = _chunks(reader, source.size, on_chunk)
             try:
-                session = self._transport.session()
-                async with session.put(url, data=body, headers=headers, timeout=self._timeout) as response:
+                exchange = self._transport.open("PUT", url, data=body, headers=headers, timeout=self._timeout)
+                async with exchange as response:
                     raw = await response.read()
                     if response.status >= 400:
                         raise status_error(
@@ -285,7 +288,7 @@ class _Uploader:
                         )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise map_exception(exc, self._transport._token) from None
-        if watchdog.cancelled_caught:
+        if stall.fired:
             raise APITimeoutError(f"upload of {source.name} made no progress for {self._stall:g} s")
 
 

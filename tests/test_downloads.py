@@ -9,9 +9,13 @@ not slept.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import logging
 import os
 import random
+import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -29,10 +33,13 @@ from magic_hour_async import (
     DownloadError,
     ImageProject,
     Project,
+    Timeout,
     TransferProgress,
     VideoProject,
+    _downloads,
+    _transfers,
 )
-from magic_hour_async._transfers import MAX_CONCURRENT_TRANSFERS
+from magic_hour_async._transfers import MAX_CONCURRENT_TRANSFERS, PartFile
 from magic_hour_async.testing import Emulator, ManualClock
 
 TOKEN = "mhk_live_download_tests_token"
@@ -177,6 +184,14 @@ async def storage() -> AsyncIterator[Storage]:
         await server.server.close()
 
 
+@pytest.fixture(params=["inline", "threaded"])
+def write_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with writes on the loop (the fast path) and in the worker thread (after a slow write)."""
+    if request.param == "threaded":
+        monkeypatch.setattr(_downloads, "PartFile", functools.partial(PartFile, slow=0.0))
+    return str(request.param)
+
+
 @pytest_asyncio.fixture
 async def sleeps() -> SleepRecorder:
     return SleepRecorder()
@@ -219,7 +234,7 @@ def listing(directory: Path) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_downloads_every_output_byte_exact_in_output_order(
-    client: AsyncClient, storage: Storage, tmp_path: Path
+    client: AsyncClient, storage: Storage, tmp_path: Path, write_mode: str
 ) -> None:
     datas = [blob(3_000_000 + i, seed=i) for i in range(3)]
     for i, data in enumerate(datas):
@@ -304,7 +319,7 @@ async def test_a_directory_that_cannot_be_created_raises_download_error(
 
 @pytest.mark.asyncio
 async def test_a_truncated_transfer_resumes_with_range_and_is_byte_exact(
-    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path
+    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path, write_mode: str
 ) -> None:
     data = blob(10_000_000)
     storage.add("v/output.mp4", data, Fault(truncate=3_000_000), Fault(truncate=4_000_000))
@@ -317,7 +332,7 @@ async def test_a_truncated_transfer_resumes_with_range_and_is_byte_exact(
 
 @pytest.mark.asyncio
 async def test_a_server_ignoring_range_restarts_the_file_from_zero(
-    client: AsyncClient, storage: Storage, tmp_path: Path
+    client: AsyncClient, storage: Storage, tmp_path: Path, write_mode: str
 ) -> None:
     data = blob(6_000_000)
     storage.add("v/output.mp4", data, Fault(truncate=2_500_000), Fault(ignore_range=True))
@@ -332,7 +347,7 @@ async def test_a_server_ignoring_range_restarts_the_file_from_zero(
 
 @pytest.mark.asyncio
 async def test_a_wrong_content_range_restarts_without_range(
-    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path
+    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path, write_mode: str
 ) -> None:
     data = blob(4_000_000)
     bad = Fault(content_range="bytes 0-3999999/4000000")  # a 206 that does not start where we asked
@@ -375,8 +390,24 @@ async def test_connection_resets_retry_with_backoff(
 
 
 @pytest.mark.asyncio
+async def test_a_stalled_transfer_times_out_and_resumes(storage: Storage, tmp_path: Path) -> None:
+    data = blob(6_000_000)
+    storage.add("v/output.mp4", data, Fault(stall_after=2_000_000))
+    sleeps = SleepRecorder()
+    async with AsyncClient(token=TOKEN, base_url=storage.url, timeout=Timeout(read=0.3)) as api:
+        api._transport._sleep = sleeps
+        paths = await asyncio.wait_for(
+            api.download_outputs(video(storage, "p1", "v/output.mp4"), tmp_path), 10
+        )
+    assert paths[0].read_bytes() == data
+    first, second = storage.file_requests("v/output.mp4")
+    assert first is None and second is not None and second.startswith("bytes=")
+    assert sleeps.delays == []  # bytes had arrived before the stall: resumed at once
+
+
+@pytest.mark.asyncio
 async def test_persistent_5xx_raises_download_error_and_leaves_no_file(
-    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path
+    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path, write_mode: str
 ) -> None:
     storage.add("v/output.mp4", blob(1000), *[Fault(status=503)] * 5)
     with pytest.raises(DownloadError) as caught:
@@ -430,7 +461,7 @@ async def test_a_403_fetches_fresh_urls_and_retries(
 
 @pytest.mark.asyncio
 async def test_a_403_mid_resume_refreshes_and_keeps_the_bytes_already_saved(
-    client: AsyncClient, storage: Storage, tmp_path: Path
+    client: AsyncClient, storage: Storage, tmp_path: Path, write_mode: str
 ) -> None:
     data = blob(5_000_000)
     storage.add("v/output.mp4", data, Fault(truncate=2_000_000), Fault(status=403))
@@ -535,7 +566,7 @@ async def test_a_different_existing_file_is_never_overwritten_silently(
 
 @pytest.mark.asyncio
 async def test_cancellation_leaves_no_temporary_file(
-    client: AsyncClient, storage: Storage, tmp_path: Path
+    client: AsyncClient, storage: Storage, tmp_path: Path, write_mode: str
 ) -> None:
     storage.add("v/output.mp4", blob(8_000_000), Fault(stall_after=3_000_000))
     task = asyncio.create_task(client.download_outputs(video(storage, "p1", "v/output.mp4"), tmp_path))
@@ -553,7 +584,7 @@ async def test_cancellation_leaves_no_temporary_file(
 
 @pytest.mark.asyncio
 async def test_one_failing_output_cancels_the_others_and_leaves_nothing(
-    client: AsyncClient, storage: Storage, tmp_path: Path
+    client: AsyncClient, storage: Storage, tmp_path: Path, write_mode: str
 ) -> None:
     storage.add("a/image.png", blob(8_000_000), Fault(stall_after=1_000_000))
     storage.add("b/image.png", b"x", Fault(status=404))
@@ -632,3 +663,90 @@ async def test_emulator_expired_urls_are_refreshed(tmp_path: Path) -> None:
         assert paths[0].read_bytes() == emu.output_bytes(pid)
         assert emu.counters.count("GET /v1/video-projects/{id}") == 2
         assert [r.status for r in emu.counters.requests("GET /outputs/*")] == [403, 200]
+
+
+# -- the temporary file's writer -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_slow_write_moves_the_rest_of_the_file_to_a_worker_thread(
+    client: AsyncClient,
+    storage: Storage,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real = _transfers._write_all
+    calls: list[str] = []
+
+    def slow_once(fd: int, data: memoryview) -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            time.sleep(0.05)  # the disk stalls once
+        real(fd, data)
+
+    monkeypatch.setattr(_transfers, "_write_all", slow_once)
+    data = blob(20_000_000)
+    storage.add("v/output.mp4", data)
+    with caplog.at_level(logging.DEBUG, logger="magic_hour_async"):
+        paths = await client.download_outputs(video(storage, "p1", "v/output.mp4"), tmp_path)
+    assert paths[0].read_bytes() == data
+    assert calls[0] == threading.current_thread().name  # the first write ran on the loop
+    assert all(name.startswith("magic-hour-write") for name in calls[1:])
+    assert "continuing in a worker thread" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_threaded_writes_use_a_fixed_set_of_buffers(tmp_path: Path) -> None:
+    part = PartFile(tmp_path / "out.bin", batch=1000, buffers=3, slow=0.0)
+    chunks = [bytes([i]) * (300 + i) for i in range(200)]
+    for chunk in chunks:
+        await part.write(chunk)
+        assert len(part._pending) <= 2  # at most buffers - 1 queued while one fills
+    await part.close()
+    assert part.path.read_bytes() == b"".join(chunks)
+    assert len(part._spare) <= 3
+
+
+@pytest.mark.asyncio
+async def test_discard_waits_for_a_running_write_then_removes_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _transfers._write_all
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(fd: int, data: memoryview) -> None:
+        entered.set()
+        release.wait(5)
+        real(fd, data)
+
+    monkeypatch.setattr(_transfers, "_write_all", blocking)
+    part = PartFile(tmp_path / "out.bin", batch=4, slow=0.0)
+    await part.write(b"abcd")
+    await part.write(b"efgh")  # hands "abcd" to the thread, which blocks inside the write
+    assert await asyncio.to_thread(entered.wait, 5)
+    discarding = asyncio.create_task(part.discard())
+    await asyncio.sleep(0.05)
+    assert not discarding.done() and part.path.exists()  # never deleted under a running write
+    release.set()
+    await asyncio.wait_for(discarding, 5)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_write_takes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _transfers._write_all
+    release = threading.Event()
+    monkeypatch.setattr(_transfers, "_write_all", lambda fd, data: (release.wait(5), real(fd, data)))
+    part = PartFile(tmp_path / "out.bin", batch=4, buffers=2, slow=0.0)
+    await part.write(b"abcd")
+    await part.write(b"efgh")  # "abcd" queued: the only other buffer now fills
+    blocked = asyncio.create_task(part.write(b"ijkl"))  # needs a free buffer: waits for the thread
+    await asyncio.sleep(0.05)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    release.set()
+    await part.write(b"mnop")
+    await part.close()
+    assert part.path.read_bytes() == b"abcdefghmnop"  # "ijkl" was not taken, nothing was doubled

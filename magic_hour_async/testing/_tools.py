@@ -161,8 +161,9 @@ UPLOAD_EXTENSIONS: Mapping[str, tuple[str, ...]] = {
     # The spec's lists. Its "gif" list (gif, webp, webm) is accepted under "video": gifs are only allowed as
     # face-swap's video_file_path, and the request's type enum has no "gif".
     "video": ("mp4", "m4v", "mov", "webm", "gif", "webp"),
-    "audio": ("mp3", "wav", "aac", "flac", "webm", "m4a", "opus", "ogg", "aiff", "amr"),
-    "image": ("png", "jpg", "jpeg", "heic", "heif", "webp", "avif", "jp2", "tiff", "bmp"),
+    # The current docs add weba/oga (audio) and jfif/tif (image) to the spec's older lists.
+    "audio": ("mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"),
+    "image": ("png", "jpg", "jpeg", "jfif", "heic", "heif", "webp", "avif", "jp2", "tiff", "tif", "bmp"),
 }
 
 _MISSING = object()
