@@ -15,6 +15,19 @@ Example:
 
 The event ``type`` stays an open string: new event types are delivered as events with ``payload`` decoded by
 the kind their prefix names, or kept as a plain dict when the prefix is unknown.
+
+Receiving: :func:`create_app` is a ready aiohttp application and :func:`handler` the request handler behind it
+(:mod:`._webhook_receiver`): they verify, answer 200 at once, drop duplicates and call your callback in the
+background. Given ``client=``, events also resolve that client's waits the moment they arrive, while polling
+continues at a slower safety cadence (:meth:`AsyncClient.accept_webhook_event`).
+
+Example:
+    ```python
+    async def on_event(event: webhooks.WebhookEvent) -> None:
+        print(event.type, event.project_id)
+
+    app = webhooks.create_app(on_event, client=client)  # POST /webhooks/magic-hour
+    ```
 """
 
 from __future__ import annotations
@@ -32,8 +45,28 @@ import attrs
 from ._converter import decode
 from ._exceptions import ResponseDecodeError, WebhookVerificationError
 from ._models import AudioProject, ImageProject, VideoProject
+from ._webhook_receiver import (
+    HANDLER_KEY,
+    WebhookCallback,
+    WebhookHandler,
+    WebhookReceiverStats,
+    create_app,
+    handler,
+)
 
-__all__ = ["SECRET_ENV", "WebhookEvent", "parse", "sign", "verify"]
+__all__ = [
+    "HANDLER_KEY",
+    "SECRET_ENV",
+    "WebhookCallback",
+    "WebhookEvent",
+    "WebhookHandler",
+    "WebhookReceiverStats",
+    "create_app",
+    "handler",
+    "parse",
+    "sign",
+    "verify",
+]
 
 SECRET_ENV = "MAGIC_HOUR_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "magic-hour-event-signature"
@@ -161,3 +194,9 @@ def parse(body: bytes | str | Mapping[str, Any]) -> WebhookEvent:
     except ResponseDecodeError as exc:
         raise WebhookVerificationError(f"payload of {event_type!r} is not a project: {exc}") from None
     return WebhookEvent(type=event_type, kind=kind, payload=project)
+
+
+# The receiver's public names live here for users: reprs, docs and pickles say magic_hour_async.webhooks.X.
+for _exported in (WebhookHandler, WebhookReceiverStats, create_app, handler):
+    _exported.__module__ = __name__
+del _exported
