@@ -7,7 +7,7 @@ import asyncio
 import platform
 import sys
 
-from benchmarks import bench_get
+from benchmarks import bench_download, bench_get, bench_scheduler
 
 
 def main() -> None:
@@ -20,6 +20,18 @@ def main() -> None:
         if name == "get":
             n, rounds = (200, 3) if args.quick else (2000, 5)
             print(asyncio.run(bench_get.measure(n, rounds)))
+        elif name == "waits":
+            n, rounds = (50, 1) if args.quick else (200, 5)
+            print(asyncio.run(bench_scheduler.measure_waits(n, rounds)))
+        elif name == "mixed":
+            n, speed, rounds = (20, 0.02, 1) if args.quick else (50, 0.05, 3)
+            print(asyncio.run(bench_scheduler.measure_mixed(n, speed, rounds)))
+        elif name == "many":
+            n, rounds = (2000, 1) if args.quick else (10_000, 3)
+            print(asyncio.run(bench_scheduler.measure_many(n, rounds)))
+        elif name == "download":
+            size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
+            print(bench_download.measure(size, rounds))
         else:
             parser.error(f"unknown benchmark {name!r}")
         print()

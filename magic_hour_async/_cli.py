@@ -198,6 +198,50 @@ def _with_paths(project: Project, paths: Sequence[Path]) -> Project:
     return attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
 
 
+async def cmd_webhooks_listen(args: argparse.Namespace) -> int:
+    """Serve a webhook receiver and print each verified event on stdout until Ctrl-C or SIGTERM."""
+    import contextlib
+    import logging
+    import signal
+
+    from aiohttp import web
+
+    from . import webhooks
+
+    async def show(event: webhooks.WebhookEvent) -> None:
+        payload = event.payload
+        if args.json:
+            body = payload if isinstance(payload, dict) else project_json(payload)
+            if not isinstance(payload, dict):
+                del body["downloaded_paths"]  # local to the SDK, never on the wire
+            print(json.dumps({"type": event.type, "payload": body}), flush=True)
+            return
+        status = payload.get("status") if isinstance(payload, dict) else payload.status
+        error = None if isinstance(payload, dict) else payload.error
+        detail = f" {error.code}: {error.message}" if error is not None else ""
+        print(f"{event.type} {event.project_id} {status}{detail}", flush=True)
+
+    app = webhooks.create_app(show, path=args.path, secret=args.secret)  # no secret: ConfigurationError
+    log = logging.getLogger("magic_hour_async.webhooks")  # rejected deliveries and callback errors
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler(sys.stderr))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}{args.path}"
+        print(f"listening for Magic Hour webhooks on {url}", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows: Ctrl-C only
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="magic-hour-async",
@@ -244,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--speed", type=float, default=1.0, help="render time factor (default 1)")
     emulator.add_argument("--seed", type=int, default=0)
 
+    hooks = sub.add_parser("webhooks", help="receive webhooks locally (no token needed)")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="COMMAND")
+    listen = hooks_sub.add_parser("listen", help="print verified webhook deliveries until Ctrl-C")
+    listen.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any free one (default 8080)")
+    listen.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    listen.add_argument("--path", default="/webhooks/magic-hour", help="URL path (default %(default)s)")
+    listen.add_argument("--secret", help="webhook secret (default: $MAGIC_HOUR_WEBHOOK_SECRET)")
+    listen.add_argument("--json", action="store_true", help="print each event as one JSON line")
+
     demo = sub.add_parser("demo", help="render a batch on the built-in emulator (no token, no network)")
     demo.add_argument("--dir", type=Path, default=Path("magic-hour-demo"), help="where outputs go")
     demo.add_argument("--speed", type=float, default=0.25, help="emulator render time factor")
@@ -267,6 +320,8 @@ async def _run(args: argparse.Namespace) -> int:
         from ._demo import run_demo
 
         return await run_demo(directory=args.dir, speed=args.speed)
+    if args.command == "webhooks":
+        return await cmd_webhooks_listen(args)
     progress = Progress()
     async with AsyncClient(
         token=args.token, base_url=args.base_url, on_poll_event=progress.on_poll_event

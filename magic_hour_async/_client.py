@@ -7,6 +7,7 @@ import os
 import pathlib
 import types
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -26,6 +27,9 @@ from ._resources.projects import (
 from ._scheduler import PollEvent, Scheduler, SchedulerStats
 from ._transfers import ProgressCallback
 from ._transport import Transport
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookEvent
 
 
 class AsyncV1(AsyncV1Generated):
@@ -164,6 +168,26 @@ class AsyncClient:
             DownloadError: an output could not be saved; no partial file is left behind.
         """
         return await download_outputs(self, project, directory, overwrite=overwrite, on_progress=on_progress)
+
+    def accept_webhook_event(self, event: WebhookEvent) -> None:
+        """Resolve waits on a webhook event's project now, instead of at its next poll.
+
+        A ``*.completed`` or ``*.errored`` event ends every ``wait``, ``wait_many`` and ``as_completed`` on
+        its project with the event's payload; ``*.started`` only updates the last state seen. Events for
+        projects nobody waits for, and event types of no known kind, are ignored. Pass only verified events
+        (:func:`magic_hour_async.webhooks.verify`). Safe from any thread: off the client's event loop, the
+        hand-over is scheduled on it. A receiver made with ``webhooks.create_app(client=client)`` calls this
+        for you and also slows polling down while it runs.
+
+        Example:
+            ```python
+            event = webhooks.verify(raw_body, headers)
+            client.accept_webhook_event(event)
+            ```
+        """
+        from ._webhook_receiver import notify_waits  # here: `import magic_hour_async` skips aiohttp.web
+
+        notify_waits(self._scheduler, event)
 
     async def __aenter__(self) -> AsyncClient:
         return self

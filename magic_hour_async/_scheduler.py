@@ -3,9 +3,10 @@
 One driver task keeps a heap of next-poll deadlines and wait deadlines (:mod:`._timers`). When a poll is
 due, the project joins a FIFO of due polls, and the driver starts a poll task for it as soon as a
 concurrency slot (``PollPolicy.max_concurrency``) and the adaptive rate limiter (:mod:`._rate`) allow.
-Nothing sleeps per project: a watched project costs a few hundred bytes, and a task exists only while its
-GET is in flight. The driver starts lazily on the first wait, stops when nothing is watched, and starts
-again on demand.
+A newly watched project's first poll is due at once, so it joins the FIFO directly. Nothing sleeps per
+project: a watched project costs a few hundred bytes and a few objects for the cyclic GC to traverse, and a
+task exists only while its GET is in flight. The driver starts lazily on the first wait, stops when nothing
+is watched, and starts again on demand.
 
 Waits on the same ``(kind, id)`` share one watch, so one poll stream and one result. Each call to
 :meth:`Scheduler.wait`, :meth:`~Scheduler.wait_many` or :meth:`~Scheduler.as_completed` holds a ticket
@@ -90,18 +91,46 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class _Watch(Generic[P]):
-    """One watched project, shared by every ticket on it."""
+    """One watched project, shared by every ticket on it.
 
-    __slots__ = ("due", "failures", "gen", "key", "last", "polled_at", "started", "state", "tickets")
+    Thousands may be alive at once, so a watch is kept small (a few hundred bytes, as few objects as the
+    cyclic GC must traverse as can be): slots, and the first ticket held in a slot rather than in a set.
+    """
+
+    __slots__ = ("due", "failures", "key", "last", "more", "polled_at", "started", "state", "ticket")
 
     def __init__(self, key: Key, now: float) -> None:
         self.key = key
-        self.tickets: set[Ticket[P]] = set()
+        self.ticket: Ticket[P] | None = None  # the first holder; most projects have only one
+        self.more: list[Ticket[P]] | None = None  # the others, if any
         self.last: P | None = None
-        self.started = self.polled_at = self.due = now
+        self.started = self.polled_at = now
+        self.due = now  # when the next poll is planned; a timer entry for another time is stale
         self.failures = 0
-        self.gen = 0  # bumped on every reschedule; older timer entries are stale
-        self.state: Literal["scheduled", "ready", "in_flight"] = "scheduled"
+        self.state: Literal["scheduled", "ready", "in_flight"] = "ready"  # the first poll is immediate
+
+    def hold(self, ticket: Ticket[P]) -> None:
+        if self.ticket is None:
+            self.ticket = ticket
+        elif self.ticket is ticket or (self.more is not None and ticket in self.more):
+            return  # held already: a ticket holds a project once however often its id was given
+        elif self.more is None:
+            self.more = [ticket]
+        else:
+            self.more.append(ticket)
+
+    def release(self, ticket: Ticket[P]) -> bool:
+        """Drop ``ticket`` if it holds this watch; True when no ticket holds it any more."""
+        if self.ticket is ticket:
+            self.ticket = self.more.pop() if self.more else None
+        elif self.more is not None and ticket in self.more:
+            self.more.remove(ticket)
+        return self.ticket is None
+
+    def holders(self) -> list[Ticket[P]]:
+        if self.ticket is None:
+            return []
+        return [self.ticket, *self.more] if self.more else [self.ticket]
 
 
 class Scheduler(Generic[P]):
@@ -150,8 +179,8 @@ class Scheduler(Generic[P]):
         self._rate = AdaptiveRate()
         self._safety = 1.0
         self._watches: dict[Key, _Watch[P]] = {}
-        # Due polls of watches (with the generation they were planned in) and deadlines of tickets.
-        self._timers: Timers[tuple[_Watch[P], int] | Ticket[P]] = Timers(self._sleep)
+        # Due polls of watches and deadlines of tickets.
+        self._timers: Timers[_Watch[P] | Ticket[P]] = Timers(self._sleep)
         self._ready: deque[_Watch[P]] = deque()  # due polls waiting for a slot or the rate limiter
         self._loop: asyncio.AbstractEventLoop | None = None
         self._driver: asyncio.Task[None] | None = None
@@ -279,7 +308,7 @@ class Scheduler(Generic[P]):
         if self._closed:
             return
         self._closed = True
-        for ticket in {t for watch in self._watches.values() for t in watch.tickets}:
+        for ticket in {t for watch in self._watches.values() for t in watch.holders()}:
             ticket.fail(self._closed_error())
         self._watches.clear()
         self._timers.clear()
@@ -302,15 +331,19 @@ class Scheduler(Generic[P]):
             self._loop = loop
         now = self._now()
         ticket: Ticket[P] = Ticket(keys)
+        watches, ready = self._watches, self._ready
         for key in keys:
-            watch = self._watches.get(key)
+            watch = watches.get(key)
             if watch is None:
-                watch = self._watches[key] = _Watch(key, now)
-                self._push_watch(watch, now)  # the first poll is immediate
-            watch.tickets.add(ticket)
+                # The first poll is immediate: straight to the queue of due polls, not through the heap.
+                watch = watches[key] = _Watch(key, now)
+                ready.append(watch)
+            watch.hold(ticket)
         self._tickets += 1
         if timeout is not None:
             self._timers.push(now + max(timeout, 0.0), ticket)
+        if ready:
+            self._timers.wake_at(-math.inf)
         if self._driver is None:
             self._driver = loop.create_task(self._drive(), name="magic_hour_async.scheduler")
             self._driver.add_done_callback(self._driver_done)
@@ -323,10 +356,8 @@ class Scheduler(Generic[P]):
         self._tickets -= 1
         for key in ticket.keys:
             watch = self._watches.get(key)
-            if watch is not None:
-                watch.tickets.discard(ticket)
-                if not watch.tickets:
-                    del self._watches[key]  # its heap entry goes stale
+            if watch is not None and watch.release(ticket):
+                del self._watches[key]  # its heap entry goes stale
         if wake and not self._watches:
             self._timers.wake_at(-math.inf)  # so an idle driver can stop
 
@@ -355,21 +386,21 @@ class Scheduler(Generic[P]):
 
     def _advance(self, now: float) -> None:
         """Fire due deadlines: expire tickets, queue polls."""
-        for target in self._timers.pop_due(now):
+        for when, target in self._timers.pop_due(now):
             if isinstance(target, Ticket):
                 if target.active:
                     target.expire()
-            elif self._live(target) and target[0].state == "scheduled":
-                target[0].state = "ready"
-                self._ready.append(target[0])
-        # Withdrawn projects and finished waits leave stale entries behind.
+            elif self._live(when, target):
+                target.state = "ready"
+                self._ready.append(target)
+        # Withdrawn projects, rescheduled polls and finished waits leave stale entries behind.
         self._timers.compact(self._live, len(self._watches) + self._tickets)
 
-    def _live(self, target: tuple[_Watch[P], int] | Ticket[P]) -> bool:
+    def _live(self, when: float, target: _Watch[P] | Ticket[P]) -> bool:
         if isinstance(target, Ticket):
             return target.active
-        watch, gen = target
-        return gen == watch.gen and self._watches.get(watch.key) is watch
+        # A rescheduled poll changed ``due``; an entry for another time is stale.
+        return target.state == "scheduled" and target.due == when and self._watches.get(target.key) is target
 
     def _dispatch(self, now: float) -> float:
         """Start due polls while a slot and the rate allow; return when the rate allows the next, or inf."""
@@ -411,7 +442,11 @@ class Scheduler(Generic[P]):
         self._rate.on_success(now)
         if self._watches.get(watch.key) is not watch:
             return  # nobody waits for it any more
-        watch.last = project
+        if watch.last is None or watch.last != project:
+            # A poll with no news keeps the state already held, and the new one dies young. Replacing it on
+            # every poll would promote a steady stream of objects to the oldest GC generation, and with
+            # thousands of watches that triggers full collections, tens of milliseconds each.
+            watch.last = project
         watch.failures = 0
         if terminal:
             self._resolve(watch, project)
@@ -441,7 +476,7 @@ class Scheduler(Generic[P]):
 
     def _resolve(self, watch: _Watch[P], outcome: P | BaseException) -> None:
         del self._watches[watch.key]
-        for ticket in list(watch.tickets):
+        for ticket in watch.holders():
             ticket.push(watch.key, outcome)
         if not self._watches:
             self._timers.wake_at(-math.inf)  # so an idle driver can stop
@@ -461,9 +496,8 @@ class Scheduler(Generic[P]):
 
     def _push_watch(self, watch: _Watch[P], when: float) -> None:
         watch.state = "scheduled"
-        watch.gen += 1  # any earlier entry of this watch is stale now
-        watch.due = when
-        self._timers.push(when, (watch, watch.gen))
+        watch.due = when  # any entry of this watch for another time is stale now
+        self._timers.push(when, watch)
 
     def _now(self) -> float:
         if self._clock is not None:
@@ -486,6 +520,6 @@ class Scheduler(Generic[P]):
             self._driver = None
         if not task.cancelled() and (exc := task.exception()) is not None:
             # A bug in the driver must not leave waiters hanging: fail them with it.
-            for ticket in {t for watch in self._watches.values() for t in watch.tickets}:
+            for ticket in {t for watch in self._watches.values() for t in watch.holders()}:
                 ticket.fail(exc)
             self._watches.clear()

@@ -25,14 +25,17 @@ class Ticket(Generic[P]):
     __slots__ = ("active", "error", "expired", "keys", "outcomes", "signal")
 
     def __init__(self, keys: list[Key]) -> None:
-        self.keys = keys
-        self.outcomes: deque[tuple[Key, P | BaseException]] = deque()
+        # A tuple of string pairs, which the cyclic GC stops tracking; a list would stay tracked.
+        self.keys = tuple(keys)
+        self.outcomes: deque[tuple[Key, P | BaseException]] | None = None  # created by the first push
         self.active = True
         self.expired = False
         self.error: BaseException | None = None
         self.signal: asyncio.Future[None] | None = None
 
     def push(self, key: Key, outcome: P | BaseException) -> None:
+        if self.outcomes is None:
+            self.outcomes = deque()
         self.outcomes.append((key, outcome))
         self._poke()
 

@@ -1,9 +1,14 @@
 """Deadlines for one driver task: a heap with lazy deletion, and an idle wait that earlier work interrupts.
 
 The scheduler pushes ``(when, target)`` entries and never removes one: a target that stopped mattering (a
-withdrawn project, a finished wait) is skipped when its entry comes up, and the heap is rebuilt once stale
-entries outnumber live ones. So withdrawing is O(1), pushing and popping O(log n), and memory stays
-proportional to what is live.
+withdrawn project, a finished wait, a poll planned for another time) is skipped when its entry comes up, and
+the heap is rebuilt once stale entries outnumber live ones. So withdrawing is O(1), pushing and popping
+O(log n), and memory stays proportional to what is live.
+
+The heap holds ``(when, seq)`` pairs and a dict maps ``seq`` to the target. A pair of numbers is a tuple the
+cyclic GC stops tracking at its first collection, whereas a ``(when, seq, target)`` tuple stays tracked: with
+ten thousand watched projects, each rescheduled poll would add an object that lives for seconds, reaches the
+oldest generation and brings the next full collection (tens of milliseconds) closer.
 
 The driver idles until the earliest deadline by sleeping with the injected ``sleep``; pushing an earlier
 deadline, or :meth:`Timers.wake_at` for other news (a free slot), cuts that sleep short.
@@ -30,8 +35,9 @@ class Timers(Generic[T]):
 
     def __init__(self, sleep: Callable[[float], Awaitable[object]]) -> None:
         self._sleep = sleep
-        self._heap: list[tuple[float, int, T]] = []
-        self._seq = itertools.count()  # ties break on insertion order; targets are never compared
+        self._heap: list[tuple[float, int]] = []  # (when, seq): ties break on insertion order
+        self._targets: dict[int, T] = {}  # seq -> target
+        self._seq = itertools.count()
         self._wakeup: asyncio.Future[None] | None = None
         self._idle_until = -math.inf
         self.sleeper: asyncio.Future[object] | None = None
@@ -46,23 +52,29 @@ class Timers(Generic[T]):
 
     def push(self, when: float, target: T) -> None:
         """Add a deadline; wakes the idle consumer if it is earlier than the one it sleeps towards."""
-        heapq.heappush(self._heap, (when, next(self._seq), target))
+        seq = next(self._seq)
+        heapq.heappush(self._heap, (when, seq))
+        self._targets[seq] = target
         self.wake_at(when)
 
-    def pop_due(self, now: float) -> Iterator[T]:
-        """Remove and yield the targets whose deadline is at or before ``now``, earliest first."""
-        heap = self._heap
+    def pop_due(self, now: float) -> Iterator[tuple[float, T]]:
+        """Remove and yield ``(deadline, target)`` for deadlines at or before ``now``, earliest first."""
+        heap, targets = self._heap, self._targets
         while heap and heap[0][0] <= now:
-            yield heapq.heappop(heap)[2]
+            when, seq = heapq.heappop(heap)
+            yield when, targets.pop(seq)
 
-    def compact(self, live: Callable[[T], bool], expected: int) -> None:
-        """Drop stale entries if there are many more entries than the ``expected`` live ones."""
+    def compact(self, live: Callable[[float, T], bool], expected: int) -> None:
+        """Drop stale entries (``live(deadline, target)`` is false) when they outnumber the ``expected``."""
         if len(self._heap) > 2 * expected + _SLACK:
-            self._heap = [entry for entry in self._heap if live(entry[2])]
+            targets = self._targets
+            self._heap = [(when, seq) for when, seq in self._heap if live(when, targets[seq])]
+            self._targets = {seq: targets[seq] for _, seq in self._heap}
             heapq.heapify(self._heap)
 
     def clear(self) -> None:
         self._heap.clear()
+        self._targets.clear()
 
     async def idle(self, until: float, now: float) -> None:
         """Sleep until ``until`` (``inf``: until woken), or until :meth:`wake_at` names an earlier time."""

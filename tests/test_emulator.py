@@ -327,6 +327,48 @@ async def test_delete_is_204_and_the_project_stays_readable_but_disabled(
     assert (await fetch(http, download))[0] == 404  # the files are gone with the project
 
 
+@pytest.mark.asyncio
+async def test_control_route_inserts_projects_with_chosen_durations(
+    emu: Emulator, http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    route = emu.url + "/_emulator/projects"
+    status, answer = await call(http, "POST", route, json={"kind": "image", "durations": [1, 3.5, 0]})
+    assert status == 200
+    ids = answer["ids"]
+    assert len(ids) == 3 and ids == list(emu.project_ids)
+
+    async def statuses() -> list[str]:
+        return [(await call(http, "GET", f"{emu.url}/v1/image-projects/{i}"))[1]["status"] for i in ids]
+
+    assert await statuses() == ["queued", "queued", "complete"]
+    clock.advance(1.0)
+    assert await statuses() == ["complete", "rendering", "complete"]
+    clock.advance(2.5)
+    assert await statuses() == ["complete", "complete", "complete"]
+
+    failed = {"kind": "audio", "durations": [0], "outcome": "error"}
+    status, answer = await call(http, "POST", route, json=failed)
+    project = emu.project(answer["ids"][0])
+    assert (status, project["status"], project["error"]["code"]) == (200, "error", "text_too_long")
+
+
+@pytest.mark.asyncio
+async def test_control_route_needs_the_token_and_a_valid_body(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    route = emu.url + "/_emulator/projects"
+    async with aiohttp.ClientSession() as anonymous:
+        assert (await call(anonymous, "POST", route, json={"kind": "video", "durations": [1]}))[0] == 401
+    for body in (
+        {"kind": "gif", "durations": [1]},
+        {"kind": "video", "durations": [-1]},
+        {"kind": "video", "durations": "1"},
+        {"kind": "video", "durations": [1], "outcome": "done"},
+    ):
+        assert (await call(http, "POST", route, json=body))[0] == 422, body
+    assert emu.project_ids == ()
+
+
 # -- outputs and downloads ---------------------------------------------------------------------------------
 
 
@@ -496,7 +538,7 @@ async def test_uploads_are_streamed_and_kept_byte_exact(
         (
             [{"type": "video", "extension": "mp4"}, {"type": "audio", "extension": "mp4"}],
             "'mp4' is an invalid audio extension. Possible extensions are "
-            "'mp3, wav, aac, flac, webm, m4a, opus, ogg, aiff, amr'",
+            "'mp3, wav, aac, flac, webm, weba, m4a, opus, ogg, oga, aiff, amr'",
         ),
         (
             [{"type": "image", "extension": ".png"}],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import math
 import time
@@ -296,6 +297,42 @@ async def test_timeouts_of_finished_waits_do_not_pile_up_in_the_heap() -> None:
         await scheduler.wait("video", str(i), timeout=3600)
 
     assert len(scheduler._timers) <= 1024 + 2  # stale deadlines are swept, not kept for an hour
+
+
+@virtual_time
+async def test_a_poll_with_no_news_keeps_the_state_already_held() -> None:
+    answers: list[Project] = []
+
+    async def fetch(kind: str, id: str) -> Project:
+        answers.append(Project(id, "rendering"))  # equal every time, a new object every time
+        return answers[-1]
+
+    scheduler = Scheduler(fetch, is_terminal, random=lambda: 0.0)
+
+    with pytest.raises(WaitTimeoutError) as caught:
+        await scheduler.wait("video", "a", timeout=3.5)
+
+    assert len(answers) == 4
+    assert caught.value.project is answers[0]  # the later copies died young instead of replacing it
+
+
+@virtual_time
+async def test_watched_projects_cost_few_objects_for_the_cyclic_gc() -> None:
+    # Thousands of watches live for minutes, and every full collection traverses each object they hold.
+    api = FakeAPI()  # renders that never finish
+    scheduler = make(api)
+    gc.collect()
+    before = len(gc.get_objects())
+
+    task = asyncio.create_task(scheduler.wait_many("video", [str(i) for i in range(1000)]))
+    await asyncio.sleep(10.5)  # every project polled 10 times (0 to 7, 8.05, 9.26), its state held
+    gc.collect()
+    per_watch = (len(gc.get_objects()) - before) / 1000
+
+    assert len(api.calls) == 10_000
+    assert per_watch < 2.5  # the watch and the project seen, nothing per ticket or per timer entry
+    task.cancel()
+    await settle()
 
 
 # Errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._client import AsyncClient, AsyncV1
 from .._config import Environment, Timeout
@@ -23,6 +24,9 @@ from .._transfers import ProgressCallback
 from ._generated import V1Generated
 from ._resources.files import Files
 from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
+
+if TYPE_CHECKING:
+    from ..webhooks import WebhookEvent
 
 
 class V1(V1Generated):
@@ -143,3 +147,21 @@ class Client(BlockingClient[AsyncClient]):
             overwrite=overwrite,
             on_progress=on_progress,
         )
+
+    def accept_webhook_event(self, event: WebhookEvent) -> None:
+        """Resolve waits on a webhook event's project now, instead of at its next poll.
+
+        A ``*.completed`` or ``*.errored`` event ends every ``wait``, ``wait_many`` and ``as_completed`` on
+        its project with the event's payload; ``*.started`` only updates the last state seen. Events for
+        projects nobody waits for, and event types of no known kind, are ignored. Pass only verified events
+        (:func:`magic_hour_async.webhooks.verify`). Safe from any thread: off the client's event loop, the
+        hand-over is scheduled on it. A receiver made with ``webhooks.create_app(client=client)`` calls this
+        for you and also slows polling down while it runs.
+
+        Example:
+            ```python
+            event = webhooks.verify(raw_body, headers)
+            client.accept_webhook_event(event)
+            ```
+        """
+        self._async_client.accept_webhook_event(event)

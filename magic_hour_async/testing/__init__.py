@@ -8,6 +8,7 @@ async with Emulator(seed=1, clock=clock) as emu:          # or: with Emulator() 
     project_id = emu.create_project("video", duration=10)  # or POST /v1/face-swap through a client
     clock.advance(10)                                      # now complete, with signed download URLs
     emu.faults.add(route="GET /v1/video-projects/{id}", status=503, times=2)
+    emu.webhooks.configure("http://127.0.0.1:8080/webhooks/magic-hour", "whsec_test")  # signed webhooks
 ```
 
 Pytest fixtures (``magic_hour_emulator``, ``magic_hour_emulator_factory``, ``magic_hour_env``) are provided by
@@ -23,9 +24,11 @@ from ._serve import serve
 from ._state import UploadedFile
 from ._throttle import RateLimit
 from ._tools import TOOLS, Tool
+from ._webhooks import DEFAULT_WEBHOOK_SECRET, WebhookAttempt, WebhookConfig, Webhooks, WebhookStats
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "DEFAULT_WEBHOOK_SECRET",
     "TOOLS",
     "Clock",
     "Counters",
@@ -38,6 +41,10 @@ __all__ = [
     "Tool",
     "UploadedFile",
     "VideoInfo",
+    "WebhookAttempt",
+    "WebhookConfig",
+    "WebhookStats",
+    "Webhooks",
     "serve",
 ]
 

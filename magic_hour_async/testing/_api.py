@@ -4,11 +4,18 @@ Every create endpoint is served by one handler parameterised by its :class:`~._t
 the API's order: 400 for a missing or non-JSON body, 422 for a body that breaks the endpoint's rules, 402 when
 the credit balance cannot cover the render. Auth (401) is checked earlier, in a middleware. Unknown ids, and
 ids of another kind (a video id under ``/v1/image-projects/``), are 404 ``{"message": "Not Found"}``.
+
+One route is not the API's: ``POST /_emulator/projects`` inserts fixture projects with chosen render
+durations, the HTTP twin of ``Emulator.create_project`` for an emulator in another process (the SDK's
+benchmarks use it). It lives outside ``/v1``, is in no spec, and needs the emulator's bearer token all
+the same.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -16,6 +23,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from ._bodies import create_body, detection_body, project_body
+from ._lifecycle import VideoInfo, job_error
 from ._signing import iso
 from ._state import STATE_KEY
 from ._tools import KINDS, TOOLS, UPLOAD_EXTENSIONS, Kind, Tool, validate
@@ -161,6 +169,57 @@ async def create_upload_urls(request: web.Request) -> web.StreamResponse:
     return web.json_response({"items": answer})
 
 
+_FIXTURE_TYPES: Mapping[str, Tool] = {
+    kind: next(t for t in TOOLS if t.kind == kind and t.type == default)
+    for kind, default in (("video", "FACE_SWAP"), ("image", "AI_IMAGE"), ("audio", "VOICE_GENERATOR"))
+}
+_OUTCOMES = ("complete", "error", "canceled")
+
+
+async def insert_projects(request: web.Request) -> web.StreamResponse:
+    """``POST /_emulator/projects`` (test-only): insert fixture projects with explicit render durations.
+
+    Body: ``{"kind": "video", "durations": [2.0, 2.0], "outcome": "complete"}``; each duration is in clock
+    seconds (not scaled by ``speed``), as ``Emulator.create_project(duration=...)``. Answers
+    ``{"ids": [...]}`` in the order of ``durations``. The projects are fixtures: no credits are charged.
+    """
+    state = request.app[STATE_KEY]
+    supplied = request.headers.get("Authorization", "").encode()
+    if not hmac.compare_digest(supplied, f"Bearer {state.token}".encode()):
+        return message(401, "Unauthorized")
+    body = await read_object(request)
+    if isinstance(body, web.Response):
+        return body
+    kind, durations, outcome = body.get("kind"), body.get("durations"), body.get("outcome", "complete")
+    tool = _FIXTURE_TYPES.get(kind) if isinstance(kind, str) else None
+    if tool is None:
+        return message(422, "'kind' must be one of: video, image, audio")
+    if not isinstance(durations, list) or not all(
+        isinstance(d, (int, float)) and not isinstance(d, bool) and 0 <= d < math.inf
+        for d in cast("list[object]", durations)
+    ):
+        return message(422, "'durations' must be an array of non-negative numbers of seconds")
+    if outcome not in _OUTCOMES:
+        return message(422, "'outcome' must be one of: complete, error, canceled")
+    ids = [
+        state.insert(
+            tool.kind,
+            tool.type,
+            name=None,
+            duration=float(duration),
+            outcome=outcome,
+            error=job_error(tool.kind) if outcome == "error" else None,
+            credits=tool.credits * (5 if tool.kind == "video" else 1),
+            outputs=1,
+            output_size=state.output_size,
+            extension=tool.output_extension,
+            video=VideoInfo() if tool.kind == "video" else None,
+        ).id
+        for duration in cast("list[float]", durations)
+    ]
+    return web.json_response({"ids": ids})
+
+
 def add_routes(app: web.Application) -> None:
     """Register every ``/v1`` operation on ``app``."""
     for kind in KINDS:
@@ -172,3 +231,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/face-detection", create_face_detection)
     app.router.add_get("/v1/face-detection/{id}", get_face_detection, allow_head=False)
     app.router.add_post("/v1/files/upload-urls", create_upload_urls)
+    app.router.add_post("/_emulator/projects", insert_projects)

@@ -14,7 +14,7 @@ Control methods are plain (non-async) and thread-safe, so they work the same in 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from ._faults import Faults
 from ._lifecycle import VideoInfo, job_error
 from ._state import State, UploadedFile
 from ._tools import TOOLS, TOOLS_BY_TYPE, Kind, Tool
+from ._webhooks import Webhooks
 
 DEFAULT_TOKEN = "mhk_test_emulator"
 _DEFAULT_TYPES: Mapping[Kind, str] = {"video": "FACE_SWAP", "image": "AI_IMAGE", "audio": "VOICE_GENERATOR"}
@@ -49,6 +50,8 @@ class Emulator:
         url_ttl: lifetime in seconds of signed download and upload URLs.
         honor_range: answer ``Range`` requests with 206 (False: always send the full body with 200).
         log_size: how many recent requests :attr:`counters` keeps.
+        webhook_url, webhook_secret, webhook_events: deliver signed webhooks to this URL (see
+            :attr:`webhooks`, which can also be configured later).
 
     Example:
         >>> async with Emulator(speed=0.001) as emu:  # doctest: +SKIP
@@ -70,6 +73,9 @@ class Emulator:
         url_ttl: float = 24 * 3600.0,
         honor_range: bool = True,
         log_size: int = 10_000,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_events: Iterable[str] | None = None,
     ) -> None:
         self.token = token or DEFAULT_TOKEN
         self.clock: Clock = clock or time.monotonic
@@ -89,6 +95,10 @@ class Emulator:
         self.faults = Faults(self.clock)
         self.counters = Counters(log_size)
         self.app = build_app(self._state, self.faults, self.counters)
+        #: Signed webhook deliveries (``emu.webhooks.configure(url, secret)``, ``emu.webhooks.stats``).
+        self.webhooks = Webhooks(self._state, lambda: self.url, log_size=log_size)
+        if webhook_url is not None:
+            self.webhooks.configure(webhook_url, webhook_secret, events=webhook_events)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._background = BackgroundLoop(self.start, self.stop, name="magic-hour-emulator")
@@ -126,12 +136,14 @@ class Emulator:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        await self.webhooks.start()
 
     async def stop(self) -> None:
         """Stop serving, close client connections and delete uploaded files. Harmless when not running."""
         runner, self._runner = self._runner, None
         self.faults.release_all()  # held requests would otherwise delay the shutdown
         if runner is not None:
+            await self.webhooks.stop()
             await runner.cleanup()
         self._port = None
         self._state.close()

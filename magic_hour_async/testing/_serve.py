@@ -18,6 +18,8 @@ def announce(emulator: Emulator) -> None:
     print(f"Magic Hour emulator listening on {emulator.url}", flush=True)
     print(f"  MAGIC_HOUR_BASE_URL={emulator.url}", flush=True)
     print(f"  MAGIC_HOUR_API_KEY={emulator.token}", flush=True)
+    if emulator.webhooks.url is not None:
+        print(f"  webhooks to {emulator.webhooks.url}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
 
 
@@ -30,6 +32,8 @@ def serve(
     token: str | None = None,
     error_rate: float = 0.0,
     on_ready: Callable[[Emulator], None] | None = announce,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> None:
     """Serve an emulator until interrupted (Ctrl-C), then shut it down cleanly.
 
@@ -37,11 +41,19 @@ def serve(
         host, port: where to listen (``port=0`` picks a free port).
         speed, seed, token, error_rate: as for :class:`Emulator`.
         on_ready: called with the running emulator once it listens (default: print URL and token).
+        webhook_url, webhook_secret: deliver signed webhooks there (secret default ``whsec_test_emulator``).
     """
 
     async def run() -> None:
         async with Emulator(
-            host=host, port=port, speed=speed, seed=seed, token=token, error_rate=error_rate
+            host=host,
+            port=port,
+            speed=speed,
+            seed=seed,
+            token=token,
+            error_rate=error_rate,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
         ) as emu:
             if on_ready is not None:
                 on_ready(emu)
@@ -68,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--token", default=None, help="API key to accept (default: mhk_test_emulator)")
     parser.add_argument("--error-rate", type=float, default=0.0, help="probability that a render fails")
+    parser.add_argument("--webhook-url", default=None, help="POST signed webhooks to this URL")
+    parser.add_argument(
+        "--webhook-secret", default=None, help="secret that signs webhooks (default: whsec_test_emulator)"
+    )
     args = parser.parse_args(argv)
     serve(
         host=args.host,
@@ -76,5 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         token=args.token,
         error_rate=args.error_rate,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     return 0

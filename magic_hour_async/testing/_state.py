@@ -18,7 +18,7 @@ import shutil
 import string
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class State:
         self._ids = random.Random(f"{seed}:ids")
         self._outcomes = random.Random(f"{seed}:outcomes")
         self._upload_dir: Path | None = None
+        # Called under the lock when a project is added or its status pinned (the webhook sender's hook).
+        self.on_change: Callable[[Project], None] | None = None
 
     # -- ids and time ---------------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -183,6 +185,8 @@ class State:
             **fields,
         )
         self.projects[project.id] = project
+        if self.on_change is not None:
+            self.on_change(project)
         return project
 
     def insert(self, kind: Kind, project_type: str, **fields: Any) -> Project:
@@ -212,6 +216,8 @@ class State:
             if status == "error":
                 project.error = error or project.error or DEFAULT_ERROR
             self._refund(project, self.clock())
+            if self.on_change is not None:
+                self.on_change(project)
 
     # -- face detection -------------------------------------------------------------------------------------
     def start_detection(self) -> Detection:
