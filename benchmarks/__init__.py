@@ -1,1 +1,1 @@
-"""Side-by-side benchmarks: this SDK vs raw aiohttp (the physical limit) vs the official SDK (the incumbent)."""
+"""Side-by-side benchmarks: this SDK vs raw aiohttp (the physical limit) vs the official SDK."""

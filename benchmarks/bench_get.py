@@ -114,7 +114,6 @@ async def measure(n: int, rounds: int) -> str:
                 ratios[name].append(elapsed["raw aiohttp"] / elapsed[name])
     rows = [[name, f"{median(rates[name]):,.0f}", f"{median(ratios[name]):.2f}x"] for name in names]
     dump("get", {name: round(median(ratios[name]), 3) for name in names})
-    return (
-        f"Sequential `get()`: {n} requests per contender per round, {rounds} rounds, medians.\n\n"
-        + table(["contender", "requests/s", "vs raw aiohttp"], rows)
+    return f"Sequential `get()`: {n} requests per contender per round, {rounds} rounds, medians.\n\n" + table(
+        ["contender", "requests/s", "vs raw aiohttp"], rows
     )

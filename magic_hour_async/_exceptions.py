@@ -23,6 +23,7 @@ transport scrubs the token from anything it raises.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any, cast
@@ -211,10 +212,8 @@ def status_error(
     """Build the exception for an error response. The one place that maps statuses to classes."""
     text = raw.decode("utf-8", "replace")
     body: Any = text
-    try:
+    with contextlib.suppress(ValueError):
         body = json.loads(text)
-    except ValueError:
-        pass
     found = cast("dict[str, object]", body).get("message") if isinstance(body, dict) else None
     message = (found if isinstance(found, str) else _excerpt(text)) or reason or "no message"
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)

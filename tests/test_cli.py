@@ -168,7 +168,7 @@ def test_create_wait_download_from_a_body_file(magic_hour_emulator: Emulator, tm
         (["create", "hologram-maker", "--body", "{}"], "unknown tool 'hologram-maker'"),
         (["create", "ai-image-generator", "--body", "{not json"], "--body must be JSON"),
         (["create", "ai-image-generator", "--body", '{"image_count": 1}'], "'style'"),
-        (["create", "ai-image-generator", "--body", '{"image_count": 1, "style": {}, "colour": 1}'], "colour"),
+        (["create", "ai-image-generator", "--body", '{"image_count": 1, "style": {}, "hue": 1}'], "hue"),
     ],
 )
 def test_create_usage_errors_exit_2_before_any_request(

@@ -377,7 +377,7 @@ def test_upload_extensions_agree_with_the_spec() -> None:
         kind: [ext.strip() for ext in exts.split(",")]
         for kind, exts in re.findall(r"^- (video|audio|image|gif): (.+)$", description, flags=re.MULTILINE)
     }
-    # The emulator follows the current docs (WEBHOOKS.md section 9), which add four extensions to the spec's lists.
+    # The emulator follows the current docs (WEBHOOKS.md section 9): four more extensions than the spec.
     assert [e for e in UPLOAD_EXTENSIONS["audio"] if e not in DOCS_ADDED] == listed["audio"]
     assert [e for e in UPLOAD_EXTENSIONS["image"] if e not in DOCS_ADDED] == listed["image"]
     # gif inputs (face-swap's video_file_path) are accepted under the "video" type.
