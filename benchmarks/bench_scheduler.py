@@ -17,8 +17,9 @@ GETs are counted by each contender (``client.poll_stats.polls_sent`` for ours: o
   ``PollPolicy(initial=1 * speed, maximum=30 * speed)`` and the fixed poller every ``0.5 * speed``.
 - ``many``: 10,000 concurrent waits on 5-second renders in a fresh client process per run (``python -m
   benchmarks.bench_scheduler many-client ...``): peak RSS and the worst event-loop lag seen by a 5 ms ticker,
-  for one ``wait_many`` call and for 10,000 ``wait()`` tasks created at once; an idle run (the ticker alone)
-  shows the machine's own noise.
+  for one ``wait_many`` call and for 10,000 ``wait()`` tasks created at once. Two rows calibrate: an idle
+  run (the ticker alone: the machine's own noise) and 10,000 bare tasks each awaiting a future (what asyncio
+  itself costs for the one-task-per-project shape, with no SDK code at all).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks._common import TOKEN, dump, median, server_process, table
+from magic_hour_async import AsyncClient, PollPolicy  # imported here: never inside a timed region
 
 TERMINAL = frozenset({"complete", "error", "canceled"})
 #: Seconds the official SDK may run before it is cut off (it blocks the loop: 200 waits take minutes).
@@ -100,8 +102,6 @@ async def raw_waits(url: str, ids: list[str]) -> int:
 
 def ours_waits(jitter: float | None) -> Waiter:
     async def run(url: str, ids: list[str]) -> int:
-        from magic_hour_async import AsyncClient, PollPolicy
-
         policy = PollPolicy() if jitter is None else PollPolicy(jitter=jitter)
         async with AsyncClient(token=TOKEN, base_url=url, poll=policy) as client:
             projects = await asyncio.gather(*(client.v1.video_projects.wait(id=id) for id in ids))
@@ -113,10 +113,10 @@ def ours_waits(jitter: float | None) -> Waiter:
 
 async def official_waits(url: str, ids: list[str], cap: float) -> tuple[float, int, int]:
     """The official SDK, cut off after ``cap`` seconds: (seconds it ran, GETs, waits finished)."""
-    from magic_hour import AsyncClient  # type: ignore[import-not-found]
+    from magic_hour import AsyncClient as OfficialClient  # type: ignore[import-not-found]
 
     os.environ["MAGIC_HOUR_POLL_INTERVAL"] = "0.5"  # its default, stated
-    client = AsyncClient(token=TOKEN, base_url=url)
+    client = OfficialClient(token=TOKEN, base_url=url)
     resource_ = client.v1.video_projects
     counted = resource_.get
     gets = finished = 0
@@ -229,8 +229,6 @@ Delays = dict[str, float]  # project id -> detection delay in real seconds
 async def ours_mixed(
     url: str, ids: list[str], durations: dict[str, float], speed: float
 ) -> tuple[int, Delays]:
-    from magic_hour_async import AsyncClient, PollPolicy
-
     delays: Delays = {}
     policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed)
     async with AsyncClient(token=TOKEN, base_url=url, poll=policy) as client:
@@ -346,9 +344,7 @@ def _rss_peak(exact: bool) -> float:
 
 
 async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str, Any]:
-    """One run of ``many`` in this (fresh) process; ``mode`` is ``wait_many``, ``tasks`` or ``idle``."""
-    from magic_hour_async import AsyncClient
-
+    """One run of ``many`` in this (fresh) process; ``mode`` is a key of :data:`MANY_LABELS`."""
     pauses: list[float] = []  # full (oldest generation) collections, seconds each
     started = 0.0
 
@@ -360,7 +356,7 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
             else:
                 pauses.append(time.perf_counter() - started)
 
-    ids = await insert(url, [duration] * n) if mode != "idle" else []
+    ids = await insert(url, [duration] * n) if mode in ("wait_many", "tasks") else []
     lags: list[float] = []
     busy: list[
         float
@@ -385,6 +381,12 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
             projects = await client.v1.video_projects.wait_many(ids)
         elif mode == "tasks":
             projects = await asyncio.gather(*(client.v1.video_projects.wait(id=id) for id in ids))
+        elif mode == "bare_tasks":
+            # asyncio's own floor for this shape: as many tasks, each awaiting a future, no SDK at all.
+            loop = asyncio.get_running_loop()
+            futures = [loop.create_future() for _ in range(n)]
+            loop.call_later(duration, lambda: [f.set_result(None) for f in futures])
+            projects = await asyncio.gather(*(_await(f) for f in futures))
         else:
             projects = []
             await asyncio.sleep(duration)
@@ -392,7 +394,7 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
         running = False
         await ticking
         gc.callbacks.remove(on_gc)
-        assert len(projects) == n or mode == "idle"
+        assert len(projects) == (0 if mode == "idle" else n)
         polls = client.poll_stats.polls_sent
     return {
         "mode": mode,
@@ -408,6 +410,10 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
     }
 
 
+async def _await(future: asyncio.Future[None]) -> None:
+    await future
+
+
 def run_many_client(url: str, n: int, mode: str, duration: float) -> dict[str, Any]:
     args = ["many-client", url, str(n), mode, str(duration)]
     done = subprocess.run(
@@ -421,6 +427,7 @@ def run_many_client(url: str, n: int, mode: str, duration: float) -> dict[str, A
 
 MANY_LABELS = {
     "idle": "idle loop, ticker only (the machine's noise)",
+    "bare_tasks": "no SDK: one task per project awaiting a future (asyncio's floor for tasks)",
     "wait_many": "one wait_many() call",
     "tasks": "one wait() task per project, created at once",
 }

@@ -19,7 +19,7 @@ def test_defaults() -> None:
     assert (policy.initial, policy.maximum, policy.multiplier, policy.jitter, policy.max_concurrency) == (
         1.0,
         30.0,
-        1.15,
+        1.13,
         0.1,
         16,
     )
@@ -74,24 +74,24 @@ NO_JITTER = PollPolicy(jitter=0.0)
         # Young projects poll every `initial`.
         (NO_JITTER, 0.0, 0.0, 0, 1.0, 1.0),
         (NO_JITTER, 5.0, 0.0, 0, 1.0, 1.0),
-        # Then at 15% of the age: the next poll comes at 1.15 x the age.
-        (NO_JITTER, 20.0, 0.0, 0, 1.0, 3.0),
-        (NO_JITTER, 100.0, 0.0, 0, 1.0, 15.0),
-        # Capped at `maximum` (binds from 200 s).
-        (NO_JITTER, 200.0, 0.0, 0, 1.0, 30.0),
+        # Then at 13% of the age: the next poll comes at 1.13 x the age.
+        (NO_JITTER, 20.0, 0.0, 0, 1.0, 2.6),
+        (NO_JITTER, 100.0, 0.0, 0, 1.0, 13.0),
+        # Capped at `maximum` (binds from about 231 s).
+        (NO_JITTER, 240.0, 0.0, 0, 1.0, 30.0),
         (NO_JITTER, 10_000.0, 0.0, 0, 1.0, 30.0),
-        # Jitter only ever shortens, by up to `jitter` of the interval.
+        # Jitter only ever lengthens, by up to `jitter` of the interval: no poll comes before its time.
         (PollPolicy(), 0.0, 0.0, 0, 1.0, 1.0),
-        (PollPolicy(), 0.0, 0.5, 0, 1.0, 0.95),
-        (PollPolicy(), 100.0, 0.999, 0, 1.0, 15.0 * (1 - 0.0999)),
-        (PollPolicy(jitter=0.5), 20.0, 0.5, 0, 1.0, 2.25),
+        (PollPolicy(), 0.0, 0.5, 0, 1.0, 1.05),
+        (PollPolicy(), 100.0, 0.999, 0, 1.0, 13.0 * (1 + 0.0999)),
+        (PollPolicy(jitter=0.5), 20.0, 0.5, 0, 1.0, 2.6 * 1.25),
         # One transient failure keeps the cadence; more back off exponentially, capped, never faster.
         (NO_JITTER, 0.0, 0.0, 1, 1.0, 1.0),
         (NO_JITTER, 0.0, 0.0, 2, 1.0, 2.0),
         (NO_JITTER, 0.0, 0.0, 4, 1.0, 8.0),
         (NO_JITTER, 0.0, 0.0, 6, 1.0, 30.0),
         (NO_JITTER, 0.0, 0.0, 5000, 1.0, 30.0),
-        (NO_JITTER, 100.0, 0.0, 2, 1.0, 15.0),
+        (NO_JITTER, 100.0, 0.0, 2, 1.0, 13.0),
         # The webhook safety factor scales everything, the cap included.
         (NO_JITTER, 0.0, 0.0, 0, 10.0, 10.0),
         (NO_JITTER, 1000.0, 0.0, 0, 4.0, 120.0),
@@ -133,8 +133,8 @@ def test_a_six_second_render_with_random_jitter() -> None:
     rng = random.Random(6)
     runs = [simulate(PollPolicy(), 6.0, rng.random) for _ in range(1000)]
 
-    assert max(gets for gets, _ in runs) == 8
-    assert max(delay for _, delay in runs) <= 1.0
+    assert max(gets for gets, _ in runs) == 7
+    assert max(delay for _, delay in runs) <= 0.6
 
 
 def test_a_log_uniform_batch_costs_under_a_fifth_of_a_fixed_poller_and_meets_the_delay_bound() -> None:
@@ -149,9 +149,10 @@ def test_a_log_uniform_batch_costs_under_a_fifth_of_a_fixed_poller_and_meets_the
     used = sorted(delay / max(1.0, 0.15 * d) for (_, delay), d in zip(runs, durations, strict=True))
 
     assert ours / theirs < 0.2
-    assert (ours, theirs) == (19_964, 130_480)  # 15.3%
-    assert used[949] <= 1.0  # p95
-    assert used[-1] <= 1.0  # in fact every render is noticed in time
+    assert (ours, theirs) == (19_660, 130_480)  # 15.1%
+    assert used[949] <= 0.9  # p95: 87% of the bound
+    # Only the shortest renders can pass it, by at most the jitter of the 1-s interval.
+    assert used[-1] <= 1.1
     assert used[0] >= 0.0
 
 

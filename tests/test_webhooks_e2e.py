@@ -213,6 +213,8 @@ async def test_forced_outcomes_and_the_event_filter() -> None:
         emu.fail(first, "no_source_face")
         emu.complete(second)
         await inbox.until(lambda events: len(events) == 2)
+        # The receiver answered; the emulator books the attempts a moment later.
+        await eventually(lambda: emu.webhooks.stats.pending == 0)
         emu.complete(first)  # nothing follows a terminal status
         emu.set_status(second, "rendering")
         assert emu.webhooks.config is not None
@@ -248,6 +250,7 @@ async def test_a_non_2xx_answer_is_retried_and_the_event_arrives() -> None:
         project_id = emu.create_project("video", status="rendering")
         emu.complete(project_id)
         await inbox.until(lambda events: len(events) == 1)
+        await eventually(lambda: len(emu.webhooks.attempts) == 2)  # booked after the answer arrives
         attempts = [(a.attempt, a.status) for a in emu.webhooks.attempts]
         stats = emu.webhooks.stats
     assert inbox.types == ["video.completed"]
