@@ -107,3 +107,12 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against raw aiohttp and the official SDK (installed here only)."""
     session.install(*TEST_DEPS, "magic-hour==0.90.0")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def demo(session: nox.Session) -> None:
+    """The README's first command in a fresh virtualenv: install, then the offline demo in a temporary dir."""
+    session.install(".")
+    tmp = session.create_tmp()
+    session.chdir(tmp)
+    session.run("magic-hour-async", "demo", env={"MAGIC_HOUR_API_KEY": "", "MAGIC_HOUR_BASE_URL": ""})
