@@ -15,7 +15,7 @@ from ._config import Environment, Timeout, resolve_base_url, resolve_timeout, re
 from ._downloads import download_outputs
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._generated import AsyncV1Generated
-from ._models import Project
+from ._models import TERMINAL_STATUSES, Project
 from ._poll_policy import PollPolicy
 from ._resources.files import AsyncFiles
 from ._resources.projects import (
@@ -94,7 +94,8 @@ class AsyncClient:
         # every 429 to slow down.
         self._scheduler: Scheduler[Project] = Scheduler(
             functools.partial(fetch_project, self._transport, max_retries=0),
-            lambda project: project.is_terminal,
+            # By status, not ``is_terminal``: face-detection jobs are polled by this scheduler too.
+            lambda project: project.status in TERMINAL_STATUSES,
             policy=poll,
             on_event=on_poll_event,
             closed_error=lambda: ClientClosedError("this client is closed; create a new one"),

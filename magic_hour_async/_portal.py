@@ -128,10 +128,12 @@ class Portal:
     def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``await fn(*args, **kwargs)`` on the loop and return its result, blocking this thread."""
         job: _Job[T] = _Job(fn, args, kwargs)
-        self._submit(self._start_task, job)
         try:
+            # Submitting inside the try: Ctrl-C can land right after the task starts, before the wait.
+            self._submit(self._start_task, job)
             _wait(job.done)
         except KeyboardInterrupt:
+            # Whether or not the submission got through, _cancel runs after it (callbacks run in order).
             with self._lock:
                 if not self._stopped:  # else the shutdown cancels it, and the loop may be closed already
                     self._loop.call_soon_threadsafe(self._cancel, job)
@@ -226,6 +228,8 @@ class Portal:
     def _cancel(self, job: _Job[Any]) -> None:
         if job.task is not None:
             job.task.cancel()
+        elif not job.done.is_set():  # interrupted before it was submitted: nothing runs, nothing to wait for
+            job.done.set()
 
     def _result(self, job: _Job[T]) -> T:
         if job.result:

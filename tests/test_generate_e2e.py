@@ -179,3 +179,24 @@ async def test_face_detection_create_then_get(emu: Emulator, client: mh.AsyncCli
     assert detection.id == created.id
     assert detection.status in ("queued", "rendering", "complete", "error")
     assert emu.counters.count("GET /v1/face-detection/{id}") == 1
+
+
+async def test_face_detection_wait_polls_through_the_scheduler_until_complete(
+    emu: Emulator, client: mh.AsyncClient
+) -> None:
+    created = await client.v1.face_detection.create(assets={"target_file_path": "api-assets/x/face.png"})
+    detection = await client.v1.face_detection.wait(id=created.id, timeout=30)
+    assert detection.id == created.id
+    assert detection.status == "complete"
+    assert client.poll_stats.polls_sent == emu.counters.count("GET /v1/face-detection/{id}") >= 1
+
+
+async def test_face_detection_wait_times_out_with_the_last_state(
+    emu: Emulator, client: mh.AsyncClient
+) -> None:
+    created = await client.v1.face_detection.create(assets={"target_file_path": "api-assets/x/face.png"})
+    emu.faults.add(route="GET /v1/face-detection/{id}", status=503, times=None)
+    with pytest.raises(mh.WaitTimeoutError) as caught:
+        await client.v1.face_detection.wait(id=created.id, timeout=0.2)
+    assert caught.value.project is None  # every poll failed: nothing was seen
+    assert client.poll_stats.polls_retried >= 1

@@ -524,6 +524,18 @@ def _resource_class(resource: Resource) -> list[str]:
             [f"Fetch a job's current state: ``GET {get_path}``."],
             [f"        return await self._get(id, {resource.get_response})"],
         )
+        lines += _method(
+            "wait",
+            ["id: str", "timeout: float | None = None"],
+            resource.get_response,
+            [
+                "Poll through the client's scheduler until the job is ``complete`` or ``error``.",
+                "",
+                "Raises:",
+                "    WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen.",
+            ],
+            [f"        return await self._wait(id, {resource.get_response}, timeout)"],
+        )
     return lines
 
 

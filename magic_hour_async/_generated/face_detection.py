@@ -120,6 +120,14 @@ class AsyncFaceDetection(AsyncResource):
         """Fetch a job's current state: ``GET /v1/face-detection/{id}``."""
         return await self._get(id, FaceDetectionDetails)
 
+    async def wait(self, *, id: str, timeout: float | None = None) -> FaceDetectionDetails:
+        """Poll through the client's scheduler until the job is ``complete`` or ``error``.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen.
+        """
+        return await self._wait(id, FaceDetectionDetails, timeout)
+
 
 for _cls in (FaceDetectionFace, FaceDetectionDetails):
     attrs.resolve_types(_cls)

@@ -23,7 +23,7 @@ import attrs
 
 from .._converter import decode
 from .._models import CreateResponse, Project
-from .projects import AsyncProjects, encode_id
+from .projects import AsyncProjects, encode_id, register_polled
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
@@ -110,6 +110,12 @@ class AsyncResource:
     async def _get(self, id: str, model: type[T]) -> T:
         data = await self._client._transport.request("GET", f"{self._path}/{encode_id(id)}")
         return decode(data, model)
+
+    async def _wait(self, id: str, model: type[T], timeout: float | None) -> T:
+        """Wait through the client's scheduler, which polls ``GET {path}/{id}`` (see ``POLLED_PATHS``)."""
+        encode_id(id)
+        register_polled(self._path, model)
+        return cast(T, await self._client._scheduler.wait(self._path, id, timeout=timeout))
 
 
 class AsyncCreateResource(AsyncResource, Generic[P]):

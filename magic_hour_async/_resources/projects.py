@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import quote
 
 import attrs
@@ -41,12 +41,27 @@ def _checked(ids: Iterable[str]) -> list[str]:
     return listed
 
 
-async def fetch_project(
-    transport: Transport, kind: str, id: str, *, max_retries: int | None = None
-) -> Project:
-    """One ``GET /v1/{kind}-projects/{id}``, decoded into the kind's model (the scheduler's fetch)."""
-    data = await transport.request("GET", f"/v1/{kind}-projects/{encode_id(id)}", max_retries=max_retries)
-    return decode(data, MODELS[kind])
+#: Other jobs the scheduler can poll, by their resource path (``/v1/face-detection``): the model of
+#: ``GET {path}/{id}``. Registered by the resources that wait on them.
+POLLED_PATHS: dict[str, type[Any]] = {}
+
+
+def register_polled(path: str, model: type[Any]) -> None:
+    POLLED_PATHS.setdefault(path, model)
+
+
+async def fetch_project(transport: Transport, kind: str, id: str, *, max_retries: int | None = None) -> Any:
+    """One poll, decoded (the scheduler's fetch).
+
+    ``GET /v1/{kind}-projects/{id}`` for the three project kinds, ``GET {kind}/{id}`` for a registered job
+    path such as ``/v1/face-detection``.
+    """
+    if kind in MODELS:
+        path, model = f"/v1/{kind}-projects/{encode_id(id)}", MODELS[kind]
+    else:
+        path, model = f"{kind}/{encode_id(id)}", POLLED_PATHS[kind]
+    data = await transport.request("GET", path, max_retries=max_retries)
+    return decode(data, model)
 
 
 class AsyncProjects(Generic[P]):

@@ -46,3 +46,11 @@ class FaceDetection(Resource):
     def get(self, *, id: str) -> FaceDetectionDetails:
         """Fetch a job's current state: ``GET /v1/face-detection/{id}``."""
         return self._portal.call(self._async_face_detection.get, id=id)
+
+    def wait(self, *, id: str, timeout: float | None = None) -> FaceDetectionDetails:
+        """Poll through the client's scheduler until the job is ``complete`` or ``error``.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen.
+        """
+        return self._portal.call(self._async_face_detection.wait, id=id, timeout=timeout)
