@@ -22,11 +22,13 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from .._generated.face_detection import FaceDetectionBody
 from ._bodies import create_body, detection_body, project_body
 from ._lifecycle import VideoInfo, job_error
 from ._signing import iso
 from ._state import STATE_KEY
 from ._tools import KINDS, TOOLS, UPLOAD_EXTENSIONS, Kind, Tool, validate
+from ._validation import body_models, check_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _EXTENSION = re.compile(r"^[a-z0-9]+$")
@@ -83,7 +85,8 @@ def _create_handler(tool: Tool) -> Handler:
         body = await read_object(request)
         if isinstance(body, web.Response):
             return body
-        problem = validate(tool, body)
+        # The generated request model first (required fields, types, enums), then the table's numeric ranges.
+        problem = check_body(body_models()[tool.path], body) or validate(tool, body)
         if problem is not None:
             return message(422, problem)
         project = request.app[STATE_KEY].start_render(tool, body)
@@ -99,12 +102,10 @@ async def create_face_detection(request: web.Request) -> web.StreamResponse:
     body = await read_object(request)
     if isinstance(body, web.Response):
         return body
-    assets: object = body.get("assets")
+    problem = check_body(FaceDetectionBody, body)
+    if problem is not None:
+        return message(422, problem)
     score: object = body.get("confidence_score", 0.5)
-    if not isinstance(assets, dict) or not isinstance(
-        cast("dict[str, object]", assets).get("target_file_path"), str
-    ):
-        return message(422, "'assets.target_file_path' is required")
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
         return message(422, "'confidence_score' must be a number between 0 and 1")
     detection = request.app[STATE_KEY].start_detection()
