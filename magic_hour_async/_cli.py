@@ -38,7 +38,7 @@ from ._exceptions import (
 from ._models import CreateResponse, Project
 from ._progress import Progress
 from ._resources.create import AsyncCreateResource
-from ._resources.projects import AsyncProjects
+from ._resources.projects import AsyncProjects, save_outputs
 
 KINDS = ("video", "image", "audio")
 EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
@@ -91,9 +91,8 @@ async def cmd_wait(client: AsyncClient, args: argparse.Namespace, progress: Prog
         progress.track(args.kind, id)
     finished: list[Project] = []
     async for project in resource.as_completed(args.ids, timeout=args.timeout):
-        if args.download and project.status == "complete":
-            paths = await client.download_outputs(project, args.download, on_progress=progress.on_transfer)
-            project = _with_paths(project, paths)
+        if args.download:
+            project = await save_outputs(client, project, args.download, progress.on_transfer)
         finished.append(project)
     progress.close()
     by_id = {project.id: project for project in finished}
@@ -190,12 +189,6 @@ async def cmd_upload(client: AsyncClient, args: argparse.Namespace) -> int:
     for local, remote in zip(args.files, paths, strict=True):
         print(remote if args.quiet else f"{local} -> {remote}")
     return 0
-
-
-def _with_paths(project: Project, paths: Sequence[Path]) -> Project:
-    import attrs
-
-    return attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
 
 
 async def cmd_webhooks_listen(args: argparse.Namespace) -> int:

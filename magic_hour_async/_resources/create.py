@@ -23,7 +23,7 @@ import attrs
 
 from .._converter import decode
 from .._models import CreateResponse, Project
-from .projects import AsyncProjects, encode_id, register_polled
+from .projects import AsyncProjects, encode_id, register_polled, save_outputs
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
@@ -173,7 +173,6 @@ class AsyncCreateResource(AsyncResource, Generic[P]):
         if not wait_for_completion:
             return await projects.get(id=created.id)
         project = await projects.wait(id=created.id, timeout=None)
-        if download_outputs and project.status == "complete" and project.downloads:
-            paths = await self._client.download_outputs(project, download_directory)
-            project = attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
+        if download_outputs:
+            project = await save_outputs(self._client, project, download_directory)
         return project

@@ -18,6 +18,7 @@ from .._models import AudioProject, ImageProject, Project, VideoProject
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
+    from .._transfers import ProgressCallback
     from .._transport import Transport
 
 P = TypeVar("P", bound=Project)
@@ -30,6 +31,22 @@ def encode_id(value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"id must be a non-empty string, not {value!r}")
     return quote(value, safe="")
+
+
+async def save_outputs(
+    client: AsyncClient,
+    project: P,
+    directory: str | Path | None,
+    on_progress: ProgressCallback | None = None,
+) -> P:
+    """The project with ``downloaded_paths`` set, after saving its outputs if it is ``complete``.
+
+    Shared by ``check_result``, ``generate`` and the CLI; a failed or unfinished render saves nothing.
+    """
+    if project.status != "complete" or not project.downloads:
+        return project
+    paths = await client.download_outputs(project, directory, on_progress=on_progress)
+    return attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
 
 
 def _checked(ids: Iterable[str]) -> list[str]:
@@ -147,9 +164,8 @@ class AsyncProjects(Generic[P]):
             download_directory: where to save them (default: the current directory).
         """
         project = await self.wait(id=id) if wait_for_completion else await self.get(id=id)
-        if download_outputs and project.status == "complete" and project.downloads:
-            paths = await self._client.download_outputs(project, download_directory)
-            project = attrs.evolve(project, downloaded_paths=[str(path) for path in paths])
+        if download_outputs:
+            project = await save_outputs(self._client, project, download_directory)
         return project
 
 
