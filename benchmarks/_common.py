@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 TOKEN = "mhk_bench_token"
@@ -50,7 +50,7 @@ def server_process(module: str, *args: str) -> Iterator[str]:
         proc.wait(10)
 
 
-def median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
@@ -63,3 +63,22 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def dump(name: str, payload: dict[str, Any]) -> None:
     """Machine-readable results next to the table, for RESULTS.md and later comparisons."""
     print(f"<!-- {name}: {json.dumps(payload, sort_keys=True)} -->")
+
+
+def proc_status_bytes(field: str) -> int | None:
+    """``VmRSS``/``VmHWM`` (or another field) of ``/proc/self/status`` in bytes; None off Linux."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return proc_status_bytes("VmHWM") is not None

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks._common import TOKEN, dump, median, server_process, table
+from benchmarks._common import TOKEN, dump, median, proc_status_bytes, reset_peak_rss, server_process, table
 from benchmarks._download_server import WARM, project_id
 
 MiB = 1 << 20
@@ -51,27 +51,6 @@ LABELS = {
 
 
 # -- child side: one contender, one download -------------------------------------------------------------
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False when the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return _status_kib("VmHWM") is not None
 
 
 def _cpu() -> float:
@@ -96,8 +75,8 @@ def _remove_checked(target: Path, size: int) -> None:
 async def _measured(work: Callable[[], Awaitable[Any]], target: Path, size: int) -> dict[str, Any]:
     """Run ``work`` ``REPEAT`` times: each run's seconds and CPU; peak RSS and loop stall over all runs."""
     gc.collect()
-    exact = _reset_peak()
-    before = _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    exact = reset_peak_rss()
+    before = proc_status_bytes("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     worst = [0.0]
     monitor = asyncio.create_task(_lag_monitor(worst))
     await asyncio.sleep(0)
@@ -114,7 +93,7 @@ async def _measured(work: Callable[[], Awaitable[Any]], target: Path, size: int)
         monitor = asyncio.create_task(_lag_monitor(worst))
         await asyncio.sleep(0)
     monitor.cancel()
-    peak = _status_kib("VmHWM") if exact else None
+    peak = proc_status_bytes("VmHWM") if exact else None
     peak = peak or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"seconds": seconds, "cpu": cpu, "rss_growth": peak - before, "max_lag": lag, "exact_peak": exact}
 

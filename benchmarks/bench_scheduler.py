@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks._common import TOKEN, dump, median, server_process, table
+from benchmarks._common import TOKEN, dump, median, proc_status_bytes, reset_peak_rss, server_process, table
 from magic_hour_async import AsyncClient, PollPolicy  # imported here: never inside a timed region
 
 TERMINAL = frozenset({"complete", "error", "canceled"})
@@ -316,22 +316,9 @@ async def measure_mixed(n: int, speed: float, rounds: int) -> str:
 
 
 def _status_mib(field: str) -> float | None:
-    """``VmRSS``/``VmHWM`` from ``/proc/self/status`` in MiB, or None off Linux."""
-    with contextlib.suppress(OSError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
+    """``VmRSS``/``VmHWM`` in MiB, or None off Linux."""
+    found = proc_status_bytes(field)
+    return None if found is None else found / 2**20
 
 
 def _rss_now() -> float:
@@ -371,7 +358,7 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
             busy.append(time.thread_time() - cpu)
 
     async with AsyncClient(token=TOKEN, base_url=url) as client:
-        exact = _reset_peak()
+        exact = reset_peak_rss()
         baseline = _rss_now()
         gc.callbacks.append(on_gc)
         ticking = asyncio.create_task(ticker())
