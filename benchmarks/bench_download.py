@@ -133,7 +133,8 @@ async def _child_threaded(url: str, size: int, directory: Path) -> dict[str, Any
     """Ours with every write in the worker thread, as after a slow disk write: the fallback's cost."""
     import functools
 
-    from magic_hour_async import _downloads, _transfers
+    from magic_hour_async._transfers import _downloads
+    from magic_hour_async._transfers import _parts as _transfers
 
     threaded = functools.partial(_transfers.PartFile, slow=0.0)
     setattr(_downloads, "PartFile", threaded)  # noqa: B010  # a test seam, not part of the API

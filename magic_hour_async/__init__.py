@@ -10,7 +10,6 @@ Example:
 """
 
 from ._client import AsyncClient
-from ._config import Environment, Timeout
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -32,6 +31,7 @@ from ._exceptions import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from ._http._config import Environment, Timeout
 from ._models import (
     AudioProject,
     CreateResponse,
@@ -42,10 +42,10 @@ from ._models import (
     ProjectStatus,
     VideoProject,
 )
-from ._poll_policy import PollPolicy
-from ._scheduler import PollEvent, SchedulerStats
+from ._polling._policy import PollPolicy
+from ._polling._scheduler import PollEvent, SchedulerStats
 from ._sync import Client
-from ._transfers import TransferProgress
+from ._transfers._parts import TransferProgress
 from ._version import __version__
 
 __all__ = [

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ._config import Environment, Timeout, resolve_base_url, resolve_timeout, resolve_token
-from ._downloads import download_outputs
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._generated import AsyncV1Generated
+from ._http._config import Environment, Timeout, resolve_base_url, resolve_timeout, resolve_token
+from ._http._transport import Transport
 from ._models import TERMINAL_STATUSES, Project
-from ._poll_policy import PollPolicy
+from ._polling._policy import PollPolicy
+from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
 from ._resources.files import AsyncFiles
 from ._resources.projects import (
     AsyncAudioProjects,
@@ -24,12 +25,11 @@ from ._resources.projects import (
     AsyncVideoProjects,
     fetch_project,
 )
-from ._scheduler import PollEvent, Scheduler, SchedulerStats
-from ._transfers import ProgressCallback
-from ._transport import Transport
+from ._transfers._downloads import download_outputs
+from ._transfers._parts import ProgressCallback
 
 if TYPE_CHECKING:
-    from .webhooks import WebhookEvent
+    from .webhooks._verify import WebhookEvent
 
 
 class AsyncV1(AsyncV1Generated):
@@ -186,7 +186,7 @@ class AsyncClient:
             client.accept_webhook_event(event)
             ```
         """
-        from ._webhook_receiver import notify_waits  # here: `import magic_hour_async` skips aiohttp.web
+        from .webhooks._receiver import notify_waits  # here: `import magic_hour_async` skips aiohttp.web
 
         notify_waits(self._scheduler, event)
 

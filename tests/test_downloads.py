@@ -36,10 +36,10 @@ from magic_hour_async import (
     Timeout,
     TransferProgress,
     VideoProject,
-    _downloads,
-    _transfers,
 )
-from magic_hour_async._transfers import MAX_CONCURRENT_TRANSFERS, PartFile
+from magic_hour_async._transfers import _downloads
+from magic_hour_async._transfers import _parts as _transfers
+from magic_hour_async._transfers._parts import MAX_CONCURRENT_TRANSFERS, PartFile
 from magic_hour_async.testing import Emulator, ManualClock
 
 TOKEN = "mhk_live_download_tests_token"

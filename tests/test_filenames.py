@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from magic_hour_async import DownloadError
-from magic_hour_async._filenames import clean_component, confine, output_filename, url_basename
+from magic_hour_async._transfers._filenames import clean_component, confine, output_filename, url_basename
 
 CDN = "https://videos.magichour.ai"
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from magic_hour_async._exceptions import ConfigurationError
-from magic_hour_async._poll_policy import PollPolicy, poll_delay
+from magic_hour_async._polling._policy import PollPolicy, poll_delay
 
 
 def test_defaults() -> None:

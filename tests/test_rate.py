@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from magic_hour_async._rate import AdaptiveRate
+from magic_hour_async._polling._rate import AdaptiveRate
 
 
 def steady(rate: AdaptiveRate, per_second: int, start: float, end: float) -> float:

@@ -4,7 +4,7 @@ import email.utils
 
 import pytest
 
-from magic_hour_async._retry import Backoff, parse_retry_after
+from magic_hour_async._http._retry import Backoff, parse_retry_after
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,8 @@ from magic_hour_async._exceptions import (
     UnprocessableEntityError,
     WaitTimeoutError,
 )
-from magic_hour_async._poll_policy import PollPolicy, poll_delay
-from magic_hour_async._scheduler import PollEvent, Scheduler, SchedulerStats, is_transient
+from magic_hour_async._polling._policy import PollPolicy, poll_delay
+from magic_hour_async._polling._scheduler import PollEvent, Scheduler, SchedulerStats, is_transient
 from tests._clock import run, virtual_time
 
 TERMINAL = frozenset({"complete", "error", "canceled"})

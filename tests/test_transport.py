@@ -24,8 +24,8 @@ from magic_hour_async import (
     Timeout,
     __version__,
 )
-from magic_hour_async._retry import Backoff
-from magic_hour_async._transport import Transport
+from magic_hour_async._http._retry import Backoff
+from magic_hour_async._http._transport import Transport
 from tests._scripted import Scripted, ScriptedServer, default_project
 
 TOKEN = "mhk_live_s3cr3t_token_value"

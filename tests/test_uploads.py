@@ -30,7 +30,7 @@ from magic_hour_async import (
     Timeout,
     TransferProgress,
 )
-from magic_hour_async._uploads import UPLOAD_CHUNK, UploadUrlRequestItem, UploadUrlsResponse
+from magic_hour_async._transfers._uploads import UPLOAD_CHUNK, UploadUrlRequestItem, UploadUrlsResponse
 from magic_hour_async.testing import Emulator
 
 TOKEN = "mhk_live_upload_tests_token"

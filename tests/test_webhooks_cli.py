@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from magic_hour_async import webhooks
-from magic_hour_async._cli import EXIT_USAGE, main
+from magic_hour_async._cli._main import EXIT_USAGE, main
 
 SECRET = "whsec_cli_test"
 BANNER = "listening for Magic Hour webhooks on "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .._transfers import ProgressCallback
-from .._uploads import (
+from .._transfers._parts import ProgressCallback
+from .._transfers._uploads import (
     UploadSource,
     UploadUrlRequestItem,
     UploadUrlsResponse,

@@ -18,8 +18,8 @@ from .._models import AudioProject, ImageProject, Project, VideoProject
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
-    from .._transfers import ProgressCallback
-    from .._transport import Transport
+    from .._http._transport import Transport
+    from .._transfers._parts import ProgressCallback
 
 P = TypeVar("P", bound=Project)
 

@@ -15,18 +15,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._client import AsyncClient, AsyncV1
-from .._config import Environment, Timeout
+from .._http._config import Environment, Timeout
 from .._models import Project
-from .._poll_policy import PollPolicy
+from .._polling._policy import PollPolicy
+from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
-from .._scheduler import PollEvent, SchedulerStats
-from .._transfers import ProgressCallback
+from .._transfers._parts import ProgressCallback
 from ._generated import V1Generated
 from ._resources.files import Files
 from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
 
 if TYPE_CHECKING:
-    from ..webhooks import WebhookEvent
+    from ..webhooks._verify import WebhookEvent
 
 
 class V1(V1Generated):

@@ -47,7 +47,7 @@ import aiohttp
 import attrs
 
 from .._version import __version__
-from ..webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from ..webhooks._verify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from ._bodies import project_body
 from ._lifecycle import QUEUED_FRACTION, TERMINAL, Project
 from ._state import State

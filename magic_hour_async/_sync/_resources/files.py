@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from ..._portal import Portal, twin_repr
 from ..._resources.files import AsyncFiles, AsyncUploadUrls
-from ..._transfers import ProgressCallback
-from ..._uploads import UploadSource, UploadUrlRequestItem, UploadUrlsResponse
+from ..._transfers._parts import ProgressCallback
+from ..._transfers._uploads import UploadSource, UploadUrlRequestItem, UploadUrlsResponse
 
 
 class UploadUrls:

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ._config import user_agent
-from ._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, status_error
+from .._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, status_error
+from .._http._config import user_agent
+from .._http._transport import Transport, map_exception, redact_url
+from .._models import AudioProject, Download, ImageProject, Project, VideoProject
 from ._filenames import confine, output_filename
-from ._models import AudioProject, Download, ImageProject, Project, VideoProject
-from ._transfers import (
+from ._parts import (
     PartFile,
     ProgressCallback,
     Stall,
@@ -47,10 +48,9 @@ from ._transfers import (
     transfer_slots,
     transfer_timeout,
 )
-from ._transport import Transport, map_exception, redact_url
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient
+    from .._client import AsyncClient
 
 __all__ = ["download_outputs"]
 

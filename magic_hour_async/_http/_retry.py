@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 
 @attrs.frozen(kw_only=True)

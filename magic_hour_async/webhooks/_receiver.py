@@ -44,14 +44,14 @@ from typing import TYPE_CHECKING, cast
 import attrs
 from aiohttp import web
 
-from ._exceptions import ConfigurationError, WebhookVerificationError
+from .._exceptions import ConfigurationError, WebhookVerificationError
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient
-    from ._models import Project
-    from ._scheduler import Scheduler
-    from ._sync import Client
-    from .webhooks import WebhookEvent
+    from .._client import AsyncClient
+    from .._models import Project
+    from .._polling._scheduler import Scheduler
+    from .._sync import Client
+    from ._verify import WebhookEvent
 
 __all__ = [
     "HANDLER_KEY",
@@ -102,8 +102,8 @@ class _ClientLink:
     """One receiver's connection to one client: events in, a slower poll cadence while connected."""
 
     def __init__(self, client: AsyncClient | Client, safety_factor: float) -> None:
-        from ._client import AsyncClient  # here: _client imports this module lazily, not at import time
-        from ._sync import Client
+        from .._client import AsyncClient  # here: _client imports this module lazily, not at import time
+        from .._sync import Client
 
         if isinstance(client, AsyncClient):
             self.client: AsyncClient = client
@@ -217,7 +217,7 @@ class WebhookHandler:
         shutdown_timeout: float,
         clock: Callable[[], float],
     ) -> None:
-        from .webhooks import verify  # not at import time: webhooks re-exports this module
+        from ._verify import verify  # not at import time: webhooks re-exports this module
 
         self._verify = verify
         self._callback = callback
@@ -363,7 +363,7 @@ def handler(
     Raises:
         ConfigurationError: no secret given and ``MAGIC_HOUR_WEBHOOK_SECRET`` is unset.
     """
-    from .webhooks import SECRET_ENV  # not at import time: webhooks re-exports this module
+    from ._verify import SECRET_ENV  # not at import time: webhooks re-exports this module
 
     key = secret if secret is not None else os.environ.get(SECRET_ENV)
     if not key:

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ._models import Project
-from ._scheduler import PollEvent
-from ._transfers import TransferProgress
+from .._models import Project
+from .._polling._scheduler import PollEvent
+from .._transfers._parts import TransferProgress
 
 _SYMBOLS = {"complete": "done", "error": "FAILED", "canceled": "canceled"}
 

@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from ._client import AsyncClient
-from ._converter import converter
-from ._exceptions import (
+from .._client import AsyncClient
+from .._converter import converter
+from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     MagicHourError,
@@ -35,10 +35,10 @@ from ._exceptions import (
     PermissionDeniedError,
     WaitTimeoutError,
 )
-from ._models import CreateResponse, Project
+from .._models import CreateResponse, Project
+from .._resources.create import AsyncCreateResource
+from .._resources.projects import AsyncProjects, save_outputs
 from ._progress import Progress
-from ._resources.create import AsyncCreateResource
-from ._resources.projects import AsyncProjects, save_outputs
 
 KINDS = ("video", "image", "audio")
 EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
@@ -199,7 +199,7 @@ async def cmd_webhooks_listen(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from . import webhooks
+    from .. import webhooks
 
     async def show(event: webhooks.WebhookEvent) -> None:
         payload = event.payload
@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     if args.command == "emulator":
-        from .testing import serve
+        from ..testing import serve
 
         serve(port=args.port, speed=args.speed, seed=args.seed)
         return 0

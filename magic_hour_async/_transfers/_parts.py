@@ -26,7 +26,7 @@ import aiohttp
 import anyio
 import attrs
 
-from ._transport import Transport
+from .._http._transport import Transport
 
 __all__ = [
     "MAX_CONCURRENT_TRANSFERS",

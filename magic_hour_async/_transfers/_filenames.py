@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ._exceptions import DownloadError
+from .._exceptions import DownloadError
 
 __all__ = ["clean_component", "confine", "output_filename"]
 

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._cli import create_with
-from ._client import AsyncClient
-from ._models import Project
+from .._client import AsyncClient
+from .._models import Project
+from .._resources.projects import AsyncProjects
+from ..testing import Emulator
+from ._main import create_with
 from ._progress import Progress
-from ._resources.projects import AsyncProjects
-from .testing import Emulator
 
 # (path, kind, body): a spread of tools with valid bodies, repeated to make the batch.
 _BATCH: list[tuple[str, str, dict[str, Any]]] = [

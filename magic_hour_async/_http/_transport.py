@@ -24,8 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from ._config import Timeout, user_agent
-from ._exceptions import (
+from .._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -35,6 +34,7 @@ from ._exceptions import (
     ResponseDecodeError,
     status_error,
 )
+from ._config import Timeout, user_agent
 from ._retry import Backoff, parse_retry_after
 
 logger = logging.getLogger("magic_hour_async")

@@ -32,9 +32,8 @@ from typing import IO, Any
 import aiohttp
 import attrs
 
-from ._config import user_agent
-from ._converter import decode
-from ._exceptions import (
+from .._converter import decode
+from .._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -42,7 +41,9 @@ from ._exceptions import (
     ResponseDecodeError,
     status_error,
 )
-from ._transfers import (
+from .._http._config import user_agent
+from .._http._transport import Transport, map_exception, redact_url
+from ._parts import (
     ProgressCallback,
     Stall,
     TransferProgress,
@@ -50,7 +51,6 @@ from ._transfers import (
     transfer_slots,
     transfer_timeout,
 )
-from ._transport import Transport, map_exception, redact_url
 
 __all__ = [
     "UploadSource",

@@ -13,8 +13,8 @@ import platform
 import aiohttp
 import attrs
 
-from ._exceptions import ConfigurationError
-from ._version import __version__
+from .._exceptions import ConfigurationError
+from .._version import __version__
 
 TOKEN_ENV = "MAGIC_HOUR_API_KEY"
 BASE_URL_ENV = "MAGIC_HOUR_BASE_URL"

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 __all__ = ["PollPolicy", "poll_delay"]
 

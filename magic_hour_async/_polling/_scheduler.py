@@ -31,7 +31,7 @@ from typing import Generic, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import (
+from .._exceptions import (
     APIConnectionError,
     APIStatusError,
     ClientClosedError,
@@ -40,7 +40,7 @@ from ._exceptions import (
     ResponseDecodeError,
     WaitTimeoutError,
 )
-from ._poll_policy import PollPolicy, poll_delay
+from ._policy import PollPolicy, poll_delay
 from ._rate import AdaptiveRate
 from ._tickets import Completions, Key, Ticket
 from ._timers import Timers

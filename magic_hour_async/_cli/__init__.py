@@ -1,0 +1,1 @@
+"""The ``magic-hour-async`` command line: commands, the offline demo and the progress display."""

@@ -1,0 +1,1 @@
+"""Transfers: streaming downloads, uploads, their shared parts and output file names."""
