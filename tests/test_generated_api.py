@@ -6,7 +6,6 @@ import importlib.util
 import inspect
 import io
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -32,13 +31,18 @@ from magic_hour_async._generated.face_swap import (
 )
 from magic_hour_async._resources.create import AsyncCreateResource, to_wire
 from tests._scripted import Scripted, ScriptedServer
+from tests._spec import spec_path
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = Path(os.environ.get("MAGIC_HOUR_OPENAPI") or REPO.parent / "shared" / "api" / "openapi.json")
 GENERATOR = REPO / "tools" / "generate_api.py"
 GENERATED = REPO / "magic_hour_async" / "_generated"
 TOKEN = "mhk_test_generated"
-needs_spec = pytest.mark.skipif(not SPEC.is_file(), reason=f"the official spec is not at {SPEC}")
+
+
+@pytest.fixture
+def spec_file() -> Path:
+    """The pinned spec (skips here, fails under CI=true, when it is missing or differs from the pin)."""
+    return spec_path()
 
 
 def _generator() -> ModuleType:
@@ -324,10 +328,9 @@ async def test_face_detection_get_decodes_faces_and_keeps_an_unknown_status(scri
 # -- the generator -------------------------------------------------------------------------------------------
 
 
-@needs_spec
-def test_the_generator_is_idempotent(tmp_path: Path) -> None:
+def test_the_generator_is_idempotent(spec_file: Path, tmp_path: Path) -> None:
     generator = _generator()
-    spec = json.loads(SPEC.read_text())
+    spec = json.loads(spec_file.read_text())
     first = generator.render(spec)
     assert generator.write(first, tmp_path) == sorted(first)
     assert generator.write(generator.render(spec), tmp_path) == []
@@ -335,23 +338,23 @@ def test_the_generator_is_idempotent(tmp_path: Path) -> None:
     assert all(text.startswith(generator.HEADER + "\n") for text in first.values())
 
 
-@needs_spec
-def test_check_passes_on_the_checked_in_files() -> None:
+def test_check_passes_on_the_checked_in_files(
+    spec_file: Path,
+) -> None:
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check", "--spec", str(SPEC)], capture_output=True, text=True
+        [sys.executable, str(GENERATOR), "--check", "--spec", str(spec_file)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to date" in result.stdout
 
 
-@needs_spec
-def test_check_lists_stale_and_leftover_files(tmp_path: Path) -> None:
+def test_check_lists_stale_and_leftover_files(spec_file: Path, tmp_path: Path) -> None:
     for source in GENERATED.glob("*.py"):
         (tmp_path / source.name).write_text(source.read_text())
     (tmp_path / "face_swap.py").write_text("# edited by hand\n")
     (tmp_path / "retired_tool.py").write_text("")
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check", "--spec", str(SPEC), "--out", str(tmp_path)],
+        [sys.executable, str(GENERATOR), "--check", "--spec", str(spec_file), "--out", str(tmp_path)],
         capture_output=True,
         text=True,
     )
@@ -362,14 +365,16 @@ def test_check_lists_stale_and_leftover_files(tmp_path: Path) -> None:
     ]
 
 
-def test_a_missing_default_spec_skips_and_a_missing_named_spec_fails(
+def test_a_missing_pinned_spec_skips_outside_ci_fails_in_ci_and_a_missing_named_spec_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     generator = _generator()
-    monkeypatch.delenv("MAGIC_HOUR_OPENAPI", raising=False)
-    monkeypatch.setattr(generator, "DEFAULT_SPEC", tmp_path / "absent.json")
+    monkeypatch.setenv("MAGIC_HOUR_OPENAPI", str(tmp_path / "absent.json"))
+    monkeypatch.delenv("CI", raising=False)
     assert generator.main(["--check", "--out", str(tmp_path)]) == 0
-    assert "skipped" in capsys.readouterr().err
+    assert "is not at" in capsys.readouterr().err
+    monkeypatch.setenv("CI", "true")
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 2
     assert generator.main(["--spec", str(tmp_path / "absent.json"), "--out", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []
 

@@ -36,9 +36,9 @@ import pytest_asyncio
 
 import magic_hour_async as mh
 from magic_hour_async._resources.create import AsyncResource
+from tests._spec import load_spec, spec_path
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = Path(os.environ.get("MAGIC_HOUR_OPENAPI") or REPO.parent / "shared" / "api" / "openapi.json")
 PRISM = os.environ.get("MAGIC_HOUR_PRISM") or str(REPO / ".nox" / "prism" / "node_modules" / ".bin" / "prism")
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -48,10 +48,7 @@ pytestmark = pytest.mark.asyncio
 
 
 def _load_spec() -> dict[str, Any]:
-    if not SPEC.is_file():
-        pytest.skip(f"the official spec is not at {SPEC} (set MAGIC_HOUR_OPENAPI)")
-    spec: dict[str, Any] = json.loads(SPEC.read_text())
-    return spec
+    return load_spec()
 
 
 def _operations(spec: dict[str, Any]) -> set[Operation]:
@@ -84,7 +81,7 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"Prism not found at {PRISM}: run `nox -s tests` or set MAGIC_HOUR_PRISM")
     log = tmp_path_factory.mktemp("prism") / "prism.log"
     port = _free_port()
-    command = [PRISM, "mock", str(SPEC), "--host", "127.0.0.1", "--port", str(port)]
+    command = [PRISM, "mock", str(spec_path()), "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
