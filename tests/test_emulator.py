@@ -878,6 +878,16 @@ def test_every_create_endpoint_is_validated_with_the_sdks_generated_model() -> N
     from magic_hour_async.testing._tools import TOOLS
     from magic_hour_async.testing._validation import body_models
 
+    assert {tool.path for tool in TOOLS} <= set(body_models())
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the emulator does not serve the 2026-11 spec's new tools yet (issue 14, emulator)"
+)
+def test_the_emulator_serves_every_generated_create_endpoint() -> None:
+    from magic_hour_async.testing._tools import TOOLS
+    from magic_hour_async.testing._validation import body_models
+
     assert set(body_models()) == {tool.path for tool in TOOLS}
 
 

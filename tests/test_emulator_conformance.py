@@ -1,4 +1,4 @@
-"""The emulator against the official OpenAPI spec (``../shared/api/openapi.json``, read at test time only).
+"""The emulator against the pinned OpenAPI spec (``tools/spec.lock.json``, read at test time only).
 
 Every operation of the spec is called with a valid request built from the spec itself (required fields,
 examples, enums), and the response is validated with jsonschema against the operation's response schema
@@ -11,8 +11,9 @@ Spec defects and how the emulator resolves them (see ``magic_hour_async/testing/
   image projects), ``download`` (video projects), ``estimated_frame_cost`` (video creates) and ``frame_cost``
   (image creates). The emulator sends them as the real bodies do (``../shared/seeds``, WEBHOOKS.md section 6):
   an integer frame cost, and ``download`` as ``null`` or the first ``{url, expires_at}``.
-- The task brief counted 35 operations; this copy of the spec holds 34 (25 creates, GET and DELETE for three
-  project kinds, two face-detection operations and upload-urls). The test counts what the spec holds.
+- The pinned spec (openapi.2026-11.json) holds 39 operations: 28 creates, GET and DELETE for three project
+  kinds, two face-detection operations, upload-urls, account and saved-items. The test counts what the spec
+  holds (the official SDK's three extra endpoints come from tools/spec_overlay.json, not from the spec).
 """
 
 from __future__ import annotations
@@ -40,7 +41,23 @@ METHODS = ("get", "post", "put", "patch", "delete")
 OPERATIONS: list[tuple[str, str]] = [
     (method.upper(), path) for path, item in SPEC["paths"].items() for method in item if method in METHODS
 ]
-SPEC_OPERATION_COUNT = 34
+SPEC_OPERATION_COUNT = 39
+# The emulator still answers as the older spec (openapi.json) describes; the tests below marked with this
+# fail until it serves the 2026-11 spec (account, saved-items, three new tools, {code, message} error bodies,
+# new enum values). Strict: once the emulator catches up, the marker has to go.
+EMULATOR_BEHIND_SPEC = pytest.mark.xfail(
+    strict=True, reason="the emulator does not serve the 2026-11 spec's additions yet (issue 14, emulator)"
+)
+BEHIND_TOOLS = frozenset(
+    {
+        "/v1/image-to-video",
+        "/v1/text-to-video",
+        "/v1/ai-image-editor",
+        "/v1/ai-image-generator",
+        "/v1/ai-image-upscaler",
+        "/v1/ai-meme-generator",
+    }
+)
 # Fields the spec marks required without defining them, and the JSON type the real bodies give them.
 UNDEFINED_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "total_frame_cost": int,
@@ -213,6 +230,7 @@ async def send(
 # -- the operations ----------------------------------------------------------------------------------------
 
 
+@EMULATOR_BEHIND_SPEC
 def test_the_spec_has_the_operations_the_emulator_serves() -> None:
     creates = {path for method, path in OPERATIONS if method == "POST"} - {
         "/v1/face-detection",
@@ -220,9 +238,10 @@ def test_the_spec_has_the_operations_the_emulator_serves() -> None:
     }
     assert len(OPERATIONS) == SPEC_OPERATION_COUNT
     assert creates == {tool.path for tool in TOOLS}
-    assert len(creates) == 25
+    assert len(creates) == 28
 
 
+@EMULATOR_BEHIND_SPEC
 @pytest.mark.asyncio
 async def test_every_operation_answers_with_its_documented_response(
     emu: Emulator, http: aiohttp.ClientSession, clock: ManualClock
@@ -289,6 +308,7 @@ def _documented_error(method: str, path: str, status: int) -> dict[str, Any]:
     return response_schema(method, path, str(status))
 
 
+@EMULATOR_BEHIND_SPEC
 @pytest.mark.asyncio
 async def test_401_bodies_match_the_spec_for_every_operation(emu: Emulator) -> None:
     failures: list[str] = []
@@ -302,6 +322,7 @@ async def test_401_bodies_match_the_spec_for_every_operation(emu: Emulator) -> N
     assert failures == []
 
 
+@EMULATOR_BEHIND_SPEC
 @pytest.mark.asyncio
 async def test_404_400_422_and_402_bodies_match_the_spec(emu: Emulator, http: aiohttp.ClientSession) -> None:
     failures: list[str] = []
@@ -325,6 +346,7 @@ async def test_404_400_422_and_402_bodies_match_the_spec(emu: Emulator, http: ai
     assert failures == []
 
 
+@EMULATOR_BEHIND_SPEC
 @pytest.mark.asyncio
 async def test_bad_upload_extension_message_is_the_spec_example(
     emu: Emulator, http: aiohttp.ClientSession
@@ -345,7 +367,13 @@ async def test_bad_upload_extension_message_is_the_spec_example(
 DOCS_ADDED = frozenset({"weba", "oga", "jfif", "tif"})
 
 
-@pytest.mark.parametrize("tool", [pytest.param(tool, id=tool.path) for tool in TOOLS])
+@pytest.mark.parametrize(
+    "tool",
+    [
+        pytest.param(tool, id=tool.path, marks=[EMULATOR_BEHIND_SPEC] if tool.path in BEHIND_TOOLS else [])
+        for tool in TOOLS
+    ],
+)
 def test_endpoint_table_agrees_with_the_spec(tool: Any) -> None:
     op = operation("POST", tool.path)
     schema = request_schema(tool.path)
@@ -367,6 +395,7 @@ def test_endpoint_table_agrees_with_the_spec(tool: Any) -> None:
         assert (node.get("minimum"), node.get("maximum")) == (low, high), dotted
 
 
+@EMULATOR_BEHIND_SPEC
 def test_upload_extensions_agree_with_the_spec() -> None:
     description = operation("POST", "/v1/files/upload-urls")["description"]
     listed = {
