@@ -52,7 +52,10 @@ def test_not_found_is_one_line_on_stderr_with_exit_4(magic_hour_emulator: Emulat
     result = run("get", "audio", "nope", emu=magic_hour_emulator)
     assert result.returncode == 4
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == ["error: NotFoundError: HTTP 404: Not Found"]
+    route = f"{magic_hour_emulator.url}/v1/audio-projects/nope"
+    assert result.stderr.strip().splitlines() == [
+        f"error: audio project nope: NotFoundError: HTTP 404: Not Found [GET {route}]"
+    ]
 
 
 def test_wrong_token_exits_3_without_printing_the_token(magic_hour_emulator: Emulator) -> None:
@@ -103,8 +106,12 @@ def test_download_and_delete(magic_hour_emulator: Emulator, tmp_path: Path) -> N
     pid = magic_hour_emulator.create_project("audio", status="complete")
     result = run("download", "audio", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
     assert result.returncode == 0, result.stderr
-    (saved,) = result.stdout.split()
+    (line,) = result.stdout.splitlines()
+    state, _, saved = line.partition(": ")
+    assert state == "saved"
     assert Path(saved).read_bytes()[:4] == b"RIFF"
+    again = run("download", "audio", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
+    assert (again.returncode, again.stdout) == (0, f"already present: {saved}\n"), again.stderr
     deleted = run("delete", "audio", pid, emu=magic_hour_emulator)
     assert deleted.returncode == 0
     assert magic_hour_emulator.project(pid)["enabled"] is False
