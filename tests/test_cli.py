@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from magic_hour_async.testing import Emulator
-
-
-def run(
-    *args: str, emu: Emulator | None = None, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
-    if emu is not None:
-        env.update(MAGIC_HOUR_API_KEY=emu.token, MAGIC_HOUR_BASE_URL=emu.url)
-    return subprocess.run(
-        [sys.executable, "-m", "magic_hour_async", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
+from tests._cli import run
 
 
 def test_get_json_prints_the_project(magic_hour_emulator: Emulator) -> None:

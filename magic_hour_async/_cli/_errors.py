@@ -96,7 +96,8 @@ def describe(
 ) -> str:
     """The one line for ``error``: ``subject`` is what failed, ``request`` the method and URL (no query)."""
     text = in_flag_names(str(error)) or "(no message)"
-    line = f"{type(error).__name__}: {text}"
+    # A usage mistake reads as the sentence it is; anything else says what kind of failure it was.
+    line = text if isinstance(error, ConfigurationError) else f"{type(error).__name__}: {text}"
     if isinstance(error, WaitTimeoutError):
         project = error.project
         status = getattr(project, "status", None)

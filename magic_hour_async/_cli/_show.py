@@ -41,14 +41,14 @@ def humanise(seconds: float) -> str:
 
 
 def local_time(moment: datetime, now: datetime) -> str:
-    """``2026-12-01 16:04:05 CET (3 min ago)``: the local zone, and the distance from ``now``."""
+    """``2026-12-01 16:04:05 CET, 3 min ago``: the local zone, and the distance from ``now``."""
     if moment.tzinfo is None:  # the converter makes aware datetimes; a naive one is taken as UTC
         moment = moment.replace(tzinfo=timezone.utc)
     delta = (moment - now).total_seconds()
     when = (
         "just now" if abs(delta) < 1 else f"in {humanise(delta)}" if delta > 0 else f"{humanise(delta)} ago"
     )
-    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S %Z} ({when})"
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S %Z}, {when}"
 
 
 def _credits(count: int) -> str:
