@@ -87,8 +87,7 @@ async def cmd_wait(client: AsyncClient, args: argparse.Namespace, progress: Prog
         writable_directory(args.download, "--download")
     kind, resource = args.kind, projects(client, args.kind)
     ids = list(dict.fromkeys(args.ids))
-    for id in ids:
-        progress.track(kind, id)
+    progress.track(kind, *ids)
     finished: dict[str, Project] = {}
     codes: list[int] = []
 

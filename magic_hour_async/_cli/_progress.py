@@ -85,10 +85,17 @@ class Progress:
         self._drawn_lines = 0
         self._transfers: dict[str, tuple[int, int | None]] = {}
 
-    def track(self, kind: str, id: str) -> None:
-        """Start showing a render before its first answer, as ``checking``."""
-        self.kinds[id] = kind
-        self._set(id, CHECKING)
+    def track(self, kind: str, *ids: str) -> None:
+        """Start showing renders before their first answer, as ``checking``; one frame for all of them."""
+        fresh = [id for id in ids if self.statuses.get(id) != CHECKING]
+        for id in fresh:
+            self.kinds[id] = kind
+            self.statuses[id] = CHECKING
+        if self.live and fresh:
+            self._redraw(force=True)
+        elif not self.live:
+            for id in fresh:
+                self._write_line(f"{kind} {id}: {CHECKING}")
 
     def on_poll_event(self, event: PollEvent[Project]) -> None:
         """The scheduler's ``on_poll_event`` callback."""
