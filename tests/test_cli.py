@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,24 @@ def test_create_usage_errors_exit_2_before_any_request(
     assert result.returncode == 2
     assert message in result.stderr
     assert magic_hour_emulator.counters.count(route="POST /v1/*") == 0
+
+
+def test_a_closed_stdout_ends_quietly(magic_hour_emulator: Emulator) -> None:
+    pid = magic_hour_emulator.create_project("image", status="complete")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited: every write fails with EPIPE
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
+        env.update(MAGIC_HOUR_API_KEY=magic_hour_emulator.token, MAGIC_HOUR_BASE_URL=magic_hour_emulator.url)
+        result = subprocess.run(
+            [sys.executable, "-m", "magic_hour_async", "get", "image", pid],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")

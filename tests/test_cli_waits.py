@@ -99,9 +99,8 @@ def test_download_of_a_failed_render_says_why(magic_hour_emulator: Emulator, tmp
     assert result.returncode == 1
     [line] = error_lines(result.stderr)
     assert line.startswith(
-        f"error: video project {pid}: nothing to download: the project is error (no_source_face"
+        f"error: video project {pid}: nothing to download: the render failed (no_source_face: "
     )
-    assert line.endswith("not complete")
 
 
 def test_wait_download_reports_saved_then_already_present(

@@ -35,6 +35,8 @@ from ._tools import KINDS, bind_body, create_uploading, project_path, projects, 
 
 __all__ = ["build_parser", "main"]
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
+
 
 class _Subject:
     """What the command is working on, so that an error line can name it (and the request's URL)."""
@@ -125,9 +127,13 @@ async def cmd_download(
     why = None
     if not project.enabled:
         why = "the project was deleted, and its outputs with it"
+    elif project.status == "error":
+        detail = f"{project.error.code}: {project.error.message}" if project.error else "no details"
+        why = f"the render failed ({detail})"
+    elif project.status == "canceled":
+        why = "the render was canceled"
     elif project.status != "complete":
-        detail = f" ({project.error.code}: {project.error.message})" if project.error else ""
-        why = f"the project is {project.status}{detail}, not complete"
+        why = f"the render is not complete yet (it is {project.status}); `wait --download` waits for it"
     elif not project.downloads:
         why = "the project is complete but lists no outputs"
     if why is not None:
@@ -376,10 +382,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     subject = _Subject()
     try:
-        return asyncio.run(_run(args, subject))
+        code = asyncio.run(_run(args, subject))
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at the interpreter's exit
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read stdout has gone (`| head`): not a failure to report. Point stdout at nothing so the
+        # interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (MagicHourError, OSError) as error:
         print(describe(error, subject.name, request=subject.request), file=sys.stderr)
         return exit_code(error)
