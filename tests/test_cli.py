@@ -190,3 +190,12 @@ def test_a_closed_stdout_ends_quietly(magic_hour_emulator: Emulator) -> None:
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_the_demo_does_not_import_the_command_line_module() -> None:
+    # _main runs the demo and the demo creates renders: both use _tools, neither imports the other at load.
+    code = "import sys, magic_hour_async._cli._demo; print('magic_hour_async._cli._main' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"
