@@ -74,8 +74,12 @@ def test_usage_errors_read_as_sentences_and_exit_2() -> None:
     error = ConfigurationError("--dir out: not a directory")
     assert describe(error) == "error: --dir out: not a directory"
     assert exit_code(error) == 2
-    assert describe(DownloadError("could not download output 0"), "image project p").startswith(
-        "error: image project p: DownloadError: "
+    download = DownloadError(
+        "could not download output 0 (https://cdn.example/o.png) to out/p-o.png: HTTP 500"
+    )
+    assert describe(download, "image project p", request="GET https://api.example/v1/image-projects/p") == (
+        "error: image project p: DownloadError: could not download output 0 (https://cdn.example/o.png)"
+        " to out/p-o.png: HTTP 500"
     )
 
 

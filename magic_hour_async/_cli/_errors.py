@@ -24,11 +24,13 @@ from __future__ import annotations
 import re
 
 from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
     AuthenticationError,
     ConfigurationError,
-    MagicHourError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseDecodeError,
     WaitTimeoutError,
 )
 
@@ -106,10 +108,7 @@ def describe(
         cause = last_error(error) or last_poll_error
         if cause is not None:
             line += f"; last poll error: {type(cause).__name__}: {in_flag_names(str(cause))}"
-    elif (
-        request is not None
-        and isinstance(error, MagicHourError)
-        and not isinstance(error, ConfigurationError)
-    ):
+    elif request is not None and isinstance(error, (APIStatusError, APIConnectionError, ResponseDecodeError)):
+        # Errors of the request itself; a DownloadError names its own (redacted) output URL and file.
         line += f" [{request.partition('?')[0]}]"
     return f"error: {subject}: {line}" if subject else f"error: {line}"
