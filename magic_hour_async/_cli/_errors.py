@@ -8,6 +8,7 @@
 4     not found (404)
 5     timeout (a wait's deadline, a request timeout)
 130   interrupted (Ctrl-C)
+141   stdout was closed early (``| head``); nothing more is printed
 ====  =================================================================
 
 With several projects in one command, the status is that of the most severe outcome, in the order
