@@ -31,9 +31,20 @@ from ._args import base_url, base_url_arg, local_files, port, positive_number, w
 from ._errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code, worst
 from ._progress import Progress
 from ._show import print_project, project_json
-from ._tools import KINDS, bind_body, create_uploading, project_path, projects, tool_named
+from ._tools import KINDS, bind_body, create_uploading, create_with, project_path, projects, tool_named
 
-__all__ = ["build_parser", "main"]
+# Names other commands import from here: the exit statuses and helpers now live in _errors, _show and _tools.
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "build_parser",
+    "create_with",
+    "describe",
+    "exit_code",
+    "main",
+    "print_project",
+    "project_json",
+]
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
