@@ -281,7 +281,9 @@ def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--json", action="store_true", default=default, help="print JSON on stdout")
 
 
-def _register_project_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+def _register_project_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     get = sub.add_parser("get", parents=[common], help="show a project")
     get.add_argument("kind", choices=KINDS)
     get.add_argument("id")
@@ -317,7 +319,7 @@ def _register_project_commands(sub: Any, common: argparse.ArgumentParser) -> Non
     upload.add_argument("-q", "--quiet", action="store_true", help="print only the api-assets paths")
 
 
-def _register_local_commands(sub: Any) -> None:
+def _register_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     emulator = sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C")
     emulator.add_argument("--port", type=int, default=8000)
     emulator.add_argument("--speed", type=float, default=1.0, help="render time factor (default 1)")
