@@ -97,7 +97,7 @@ async def test_test_mode_sends_the_same_requests_and_only_skips_the_waits() -> N
     assert waits == [0.25, 0.5, 3.0]  # backoff with rand 0.5, then the server's Retry-After
     assert test_waits == [0.0, 0.0, 0.0]
     assert len(sent) == 5
-X
+    assert test_sent == sent  # same methods, paths, queries and headers, in the same order
 
 
 @pytest.mark.asyncio
