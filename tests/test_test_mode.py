@@ -1,4 +1,4 @@
-"""The test switch: ``set_testing`` zeroes retry waits and compresses polls, and changes nothing that is sent."""
+"""The test switch: ``set_testing`` zeroes retry waits and compresses polls; what is sent stays the same."""
 
 from __future__ import annotations
 
