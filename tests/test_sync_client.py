@@ -125,7 +125,8 @@ def test_a_configuration_error_is_raised_at_construction_and_leaves_no_thread() 
 
 
 def test_as_completed_is_a_blocking_iterator(emu: Emulator, client: mh.Client) -> None:
-    first, second = emu.create_project("image"), emu.create_project("image")
+    # "rendering" until completed below: a render that finished by itself could come out first.
+    first, second = emu.create_project("image", status="rendering"), emu.create_project("image")
     emu.complete(second)
     iterator = client.v1.image_projects.as_completed([first, second], timeout=10)
     assert next(iterator).id == second
