@@ -1,6 +1,7 @@
 """Development sessions: ``nox`` runs everything CI guards; ``nox -s bench`` measures.
 
-``nox`` (the default sessions) is the README's test command and what ``.ci/run`` runs:
+``nox`` runs the default sessions one after the other; ``nox -s ci`` (the README's test command, and what
+``.ci/run`` runs) runs the same sessions two at a time and ends with one line of totals:
 
 - ``tests``: the whole suite on every Python 3.10-3.13 found on this machine (pyenv's versions included), with
   the newest release of every dependency: no upper pins, upgraded on every run, which is what
@@ -20,8 +21,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import nox
 from packaging.requirements import Requirement
@@ -38,6 +44,9 @@ nox.options.error_on_missing_interpreters = True
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
 TEST_DEPS = ("-e", ".[test]")
+# `nox -s ci` runs the default sessions this many at a time: the suite spends most of its time waiting on
+# loopback sockets and subprocesses (about 40 s of CPU in 80 s), so two share a 2-core machine well.
+CI_WORKERS = 2
 # The versions each test session prints before running, to read in CI logs.
 REPORTED = ("aiohttp", "attrs", "cattrs", "anyio", "pytest", "pytest-asyncio", "aioresponses", "jsonschema")
 PRISM_VERSION = "5.16.1"  # the spec mock server of tests/test_spec_conformance.py (npm)
@@ -138,6 +147,46 @@ def _install_prism(session: nox.Session) -> None:
         args = ("install", "--prefix", PRISM_PREFIX, "--save-exact", "--no-audit", "--no-fund", spec)
         session.run(npm, *args, external=True)
     session.env["MAGIC_HOUR_PRISM"] = os.path.join(PRISM_PREFIX, "node_modules", ".bin", "prism")
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """What CI runs: every default session, two at a time, each one's output printed whole when it ends."""
+    _install_prism(session)  # once, before two sessions could install it into the same prefix side by side
+    names = [*(f"tests-{version}" for version in PYTHONS), "tests_oldest", "typecheck", "lint", "gen_check"]
+    lock, results = threading.Lock(), {}
+
+    def run(name: str) -> None:
+        started = time.monotonic()
+        command = [sys.executable, "-m", "nox", "-s", name]
+        output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        child = subprocess.run(command, check=False, **output)
+        elapsed = time.monotonic() - started
+        with lock:
+            print(f"\n===== {name}: exit {child.returncode} after {elapsed:.0f} s =====", flush=True)
+            print(child.stdout, end="", flush=True)
+            results[name] = (child.returncode, _pytest_counts(child.stdout))
+
+    with ThreadPoolExecutor(CI_WORKERS) as pool:
+        list(pool.map(run, names))
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    for name in names:
+        code, counts = results[name]
+        print(f"{name}: exit {code}" + "".join(f", {n} {word}" for word, n in counts.items()))
+        for word, n in counts.items():
+            totals["failed" if word.startswith("error") else word] += n
+    failed = [name for name in names if results[name][0] != 0]
+    print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
+    if failed:
+        session.error(f"failed: {', '.join(failed)}")
+
+
+def _pytest_counts(output: str) -> dict[str, int]:
+    """The counts in the last pytest summary line of ``output`` (empty when pytest did not run)."""
+    lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    if not lines:
+        return {}
+    return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", lines[-1])}
 
 
 @nox.session(python=PYTHONS[-1:] or None)
