@@ -185,7 +185,8 @@ def ci(session: nox.Session) -> None:
 
 def _pytest_counts(output: str) -> dict[str, int]:
     """The counts in the last pytest summary line of ``output`` (empty when pytest did not run)."""
-    lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    summary = re.compile(r"\b\d+ (passed|failed|errors?)\b.* in [\d.]+s\b")  # not ruff's "Found 3 errors."
+    lines = [line for line in output.splitlines() if summary.search(line)]
     if not lines:
         return {}
     return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", lines[-1])}
