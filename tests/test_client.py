@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import warnings
+from collections.abc import Callable
 from urllib.parse import unquote
 
+import aiohttp
 import pytest
 
 import magic_hour_async as mh
@@ -122,11 +125,23 @@ async def test_session_is_created_lazily_and_reused(scripted: ScriptedServer) ->
     assert session is not None and session.closed
 
 
+def resource_warnings_when_collected(make: Callable[[], object]) -> list[str]:
+    """The ResourceWarnings raised while an object made by ``make()`` is dropped and garbage-collected."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dropped = make()
+        del dropped
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
 @pytest.mark.asyncio
 async def test_unused_client_needs_no_close() -> None:
     # Constructing without using it creates no session, so nothing can warn about an unclosed one.
-    mh.AsyncClient(token=TOKEN)
-    gc.collect()
+    assert resource_warnings_when_collected(lambda: mh.AsyncClient(token=TOKEN)) == []
+    # ... while the same check does see an unclosed session.
+    unclosed = resource_warnings_when_collected(aiohttp.ClientSession)
+    assert any("Unclosed client session" in message for message in unclosed)
 
 
 @pytest.mark.asyncio

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from .. import _test_mode
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -157,6 +158,7 @@ class Transport:
                 logger.debug("%s %s failed: %s", method, redact_url(url), error)
                 raise error from None
             delay = hinted if hinted is not None else self.backoff.delay(attempt, self._rand())
+            delay = 0.0 if _test_mode.is_testing() else delay  # set_testing(True): no Retry-After sleep
             logger.debug("%s %s: %s; retry %d in %.2fs", method, redact_url(url), error, attempt + 1, delay)
             attempt += 1
             await self._sleep(delay)
