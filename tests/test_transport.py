@@ -24,7 +24,7 @@ from magic_hour_async import (
     Timeout,
     __version__,
 )
-from magic_hour_async._http._retry import Backoff
+from magic_hour_async._http._retry import RetryPolicy
 from magic_hour_async._http._transport import Transport
 from tests._scripted import Scripted, ScriptedServer, default_project
 
@@ -49,7 +49,7 @@ def make_transport(
         base_url=base_url,
         token=TOKEN,
         timeout=timeout or Timeout(),
-        max_retries=max_retries,
+        retry=RetryPolicy(max_retries=max_retries),
         sleep=sleep,
         rand=lambda: 0.5,
     )
@@ -333,8 +333,8 @@ async def test_caller_owned_session_is_used_and_left_open(scripted: ScriptedServ
         assert not session.closed
 
 
-def test_backoff_rejects_nonsense() -> None:
+def test_retry_policy_rejects_nonsense() -> None:
     from magic_hour_async import ConfigurationError
 
     with pytest.raises(ConfigurationError):
-        Backoff(base=0)
+        RetryPolicy(base=0)
