@@ -47,11 +47,11 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` without any of ``secrets`` and without the query string of any URL in it."""
+    if "://" in text and "?" in text:
+        text = _URL_QUERY.sub(r"\1?" + REDACTED, text)
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
-    if "://" in text and "?" in text:
-        text = _URL_QUERY.sub(r"\1?" + REDACTED, text)
     return text
 
 

@@ -172,8 +172,14 @@ class StreamResponse:
                 size += len(chunk)
         return b"".join(parts)
 
-    def error(self, raw: bytes, *, secrets: tuple[str, ...] = ()) -> MagicHourError:
-        """The SDK error for this (failed) status with body ``raw``, secrets scrubbed."""
+    def error(self, raw: bytes) -> MagicHourError:
+        """The SDK error for this (failed) status with body ``raw``.
+
+        Scrubbed of the token and of the signed queries of the URL asked for and of every redirect on the
+        way (storage error pages quote the signature they were given).
+        """
+        hops = [str(hop.url) for hop in self._response.history] + [str(self._response.url)]
+        secrets = [secret for hop in hops for secret in url_secrets(hop)]
         return status_error(
             self.status,
             raw,

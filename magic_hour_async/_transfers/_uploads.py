@@ -225,16 +225,23 @@ def prepare(source: object) -> str | _Source:
 
 
 async def _chunks(
-    reader: IO[bytes], size: int | None, on_chunk: Callable[[int], None]
+    reader: IO[bytes],
+    size: int | None,
+    on_chunk: Callable[[int], None],
+    on_short: Callable[[str], None],
 ) -> AsyncIterator[bytes]:
-    """The body: ``size`` bytes (all, when unknown) read in worker-thread chunks of ``UPLOAD_CHUNK``."""
+    """The body: ``size`` bytes (all, when unknown) read in worker-thread chunks of ``UPLOAD_CHUNK``.
+
+    A file that ends early is reported to ``on_short``, which stops the exchange: raising here would leave
+    aiohttp waiting for an answer the server never sends (it still expects ``Content-Length`` bytes).
+    """
     done = 0
     while size is None or done < size:
         want = UPLOAD_CHUNK if size is None else min(UPLOAD_CHUNK, size - done)
         chunk = await asyncio.to_thread(reader.read, want)
         if not chunk:
             if size is not None:
-                raise OSError(f"the file ended after {done} of {size} bytes: it changed during the upload")
+                on_short(f"the file ended after {done} of {size} bytes: it changed during the upload")
             return
         done += len(chunk)
         on_chunk(done)
@@ -267,7 +274,12 @@ class _Uploader:
         if source.size is not None:
             headers["Content-Length"] = str(source.size)
         stall = Stall(self._stall)
+        short: list[str] = []
         with source.opened() as reader, stall.scope:
+
+            def on_short(problem: str) -> None:
+                short.append(problem)
+                stall.scope.cancel()
 
             def on_chunk(done: int) -> None:  # runs in aiohttp's task that writes the body
                 stall.progress()
@@ -277,10 +289,12 @@ class _Uploader:
                     )
                     self._on_progress(progress)
 
-            body = _chunks(reader, source.size, on_chunk)
+            body = _chunks(reader, source.size, on_chunk, on_short)
             async with self._transport.stream("PUT", url, headers=headers, body=body) as response:
                 if response.status >= 400:
                     raise response.error(await response.read_prefix(2048))
+        if short:
+            raise OSError(f"cannot upload {source.name}: {short[0]}")
         if stall.fired:
             raise APITimeoutError(f"upload of {source.name} made no progress for {self._stall:g} s")
 
