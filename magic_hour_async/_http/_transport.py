@@ -298,7 +298,8 @@ class Transport:
         if self._caller_session is not None:
             return self._caller_session
         own = self._own
-        if own is not None and own.loop is asyncio.get_running_loop() and not own.session.closed:
+        # Only its loop's shutdown closes a session we own, and then that loop is never running again.
+        if own is not None and own.loop is asyncio.get_running_loop():
             return own.session
         return None
 
@@ -382,8 +383,15 @@ class Transport:
                 method, url, data=data, headers=headers, timeout=self._api_timeout
             ) as response:
                 status = response.status
+                length = response.content_length
                 if status >= 400:
                     raw = await _read_prefix(response, _ERROR_BODY_LIMIT)
+                elif (
+                    length is not None
+                    and length <= self.max_response_bytes
+                    and "Content-Encoding" not in response.headers
+                ):
+                    raw = await response.read()  # the common case: one read of a known, small size
                 else:
                     raw = await self._read_bounded(response, method, url)
         if logger.isEnabledFor(logging.DEBUG):
@@ -412,7 +420,7 @@ class Transport:
             response.close()  # do not read it: the connection goes, not the memory
             raise self._too_large(method, url, f"Content-Length is {length:,} bytes")
         if length is not None and not compressed:
-            return await response.read()  # the common case: one read of a known, small size
+            return await response.read()
         parts: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
