@@ -470,3 +470,11 @@ async def test_downloading_a_compressed_output_twice_keeps_the_identical_file(
         assert await client.download_outputs(project, tmp_path, overwrite=True) == first
     assert first[0].read_bytes() == b"output bytes " * 1000
     assert names(tmp_path) == [first[0].name]
+
+
+def test_a_project_repr_hides_download_signatures() -> None:
+    url = f"https://cdn.test/out.mp4?X-Amz-Signature={FIRST_SIG}"
+    project = VideoProject(id="p", status="complete", downloads=(Download(url=url),))
+    assert FIRST_SIG not in repr(project)
+    assert "https://cdn.test/out.mp4?<redacted>" in repr(project)
+    assert project.downloads[0].url == url  # the value itself is untouched
