@@ -62,6 +62,7 @@ logger = logging.getLogger("magic_hour_async")
 
 CHUNK_SIZE = 1 << 20
 _MAX_REFRESHES = 2
+_MAX_RESTARTS = 2
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -107,6 +108,10 @@ class _Expired(_Retryable):
     """The signed URL was refused (403/410): fresh URLs are needed."""
 
 
+class _Restart(_Retryable):
+    """The server refused to resume (416): the partial file no longer matches, start again from zero."""
+
+
 class _Transfer:
     """Downloads one output: the retry, refresh and resume loop around single GET attempts."""
 
@@ -147,7 +152,7 @@ class _Transfer:
         expires = self._download.expires_at
         if expires is not None and expires <= datetime.now(timezone.utc):
             await self._refresh(None)
-        failures = 0
+        failures = restarts = 0
         furthest = 0  # the highest offset reached: refetching bytes after a restart is not progress
         while True:
             try:
@@ -155,6 +160,10 @@ class _Transfer:
                     return
             except _Expired as exc:
                 await self._refresh(exc.cause)
+            except _Restart as exc:
+                restarts += 1  # the next attempt sends no Range, so this cannot repeat without a cause
+                if restarts > _MAX_RESTARTS:
+                    raise self._error(exc.cause) from exc.cause
             except _Retryable as exc:
                 if self._offset > furthest:
                     furthest = self._offset
@@ -215,6 +224,7 @@ class _Transfer:
             raise _Expired(error)
         if status == 416 and self._offset:
             await self._restart()  # our partial file does not match the output any more
+            raise _Restart(error)
         raise _Retryable(error)  # the retry policy decides whether it is worth another attempt
 
     async def _stream(self, response: StreamResponse, stall: Stall) -> None:
