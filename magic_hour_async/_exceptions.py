@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from ._http._redact import scrub, scrub_value
 
@@ -191,6 +191,22 @@ class DownloadError(MagicHourError):
 
 class WebhookVerificationError(MagicHourError):
     """A webhook delivery failed verification (missing header, bad signature, stale timestamp)."""
+
+
+def raise_detached(error: MagicHourError, *, cause: MagicHourError | None = None) -> NoReturn:
+    """Raise ``error`` with ``cause`` (an SDK error, already scrubbed) as its only link to other exceptions.
+
+    ``raise error from None`` only hides the context from tracebacks, and on Python 3.10 a coroutine may
+    chain an exception it handled earlier (aiohttp's, quoting URLs) to whatever it raises next. Clearing the
+    context after the raise and re-raising as is chains nothing new.
+    """
+    try:
+        raise error
+    except MagicHourError:
+        error.__context__ = None
+        error.__cause__ = cause
+        error.__suppress_context__ = True
+        raise
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

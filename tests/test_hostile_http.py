@@ -247,6 +247,8 @@ def chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def assert_no_secrets(error: BaseException, caplog: pytest.LogCaptureFixture | None = None) -> None:
+    # Nothing of aiohttp's is reachable: its exceptions quote URLs and hold the request's headers.
+    assert all(isinstance(item, MagicHourError) for item in chain(error))
     texts = ["".join(traceback.format_exception(error))]
     for item in chain(error):
         texts += [str(item), repr(item), repr(item.args)]

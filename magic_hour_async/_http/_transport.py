@@ -47,6 +47,7 @@ from .._exceptions import (
     ClientClosedError,
     MagicHourError,
     ResponseDecodeError,
+    raise_detached,
     status_error,
 )
 from .._version import __version__
@@ -101,13 +102,8 @@ class _ExceptionMap:
             return
         if not isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
             return
-        error = _sdk_error(exc, self._secrets)
-        try:
-            raise error from None
-        except MagicHourError:
-            # ``from None`` only hides the context from tracebacks; drop it, it quotes URLs and headers.
-            error.__context__ = None
-            raise
+        # The context (aiohttp's exception) quotes URLs and holds request headers: it goes.
+        raise_detached(_sdk_error(exc, self._secrets))
 
 
 def _sdk_error(exc: BaseException, secrets: tuple[str, ...]) -> APIConnectionError:
@@ -363,13 +359,12 @@ class Transport:
                 return await self._send(method, url, data)
             except MagicHourError as exc:
                 error = exc
-            # Outside the ``except``: raising the error there would chain nothing new, but stay plain.
             delay = self.retry.next_delay(
                 kind, error, attempt=attempt, rand=self._rand(), max_retries=max_retries
             )
             if delay is None:
                 logger.debug("%s %s failed: %s", method, redact_url(url), error)
-                raise error
+                raise_detached(error)
             logger.debug("%s %s: %s; retry %d in %.2fs", method, redact_url(url), error, attempt + 1, delay)
             attempt += 1
             await self._sleep(delay)

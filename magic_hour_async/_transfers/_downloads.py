@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError
+from .._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, raise_detached
 from .._http._redact import redact_url, scrub, url_secrets
 from .._http._retry import RequestKind
 from .._http._transport import StreamResponse, Transport
@@ -163,7 +163,7 @@ class _Transfer:
             except _Restart as exc:
                 restarts += 1  # the next attempt sends no Range, so this cannot repeat without a cause
                 if restarts > _MAX_RESTARTS:
-                    raise self._error(exc.cause) from exc.cause
+                    raise_detached(self._error(exc.cause), cause=exc.cause)
             except _Retryable as exc:
                 if self._offset > furthest:
                     furthest = self._offset
@@ -171,7 +171,7 @@ class _Transfer:
                     continue
                 logger.debug("download %s: %s", self._final.name, exc.cause)
                 if not await self._transport.retry_pause(RequestKind.DOWNLOAD, exc.cause, attempt=failures):
-                    raise self._error(exc.cause) from exc.cause
+                    raise_detached(self._error(exc.cause), cause=exc.cause)
                 failures += 1
 
     async def _attempt(self) -> bool:

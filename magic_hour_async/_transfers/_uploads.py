@@ -40,6 +40,7 @@ from .._exceptions import (
     APITimeoutError,
     ConfigurationError,
     ResponseDecodeError,
+    raise_detached,
 )
 from .._http._redact import redact_url
 from .._http._retry import RequestKind
@@ -262,11 +263,10 @@ class _Uploader:
                 return await self._put_once(index, source, url)
             except (APIConnectionError, APIStatusError) as exc:
                 error = exc
-            # Outside the ``except``: the error raised carries no context of its own.
             if not source.rewindable or not await self._transport.retry_pause(
                 RequestKind.UPLOAD, error, attempt=attempt
             ):
-                raise error
+                raise_detached(error)
             attempt += 1
 
     async def _put_once(self, index: int, source: _Source, url: str) -> None:
