@@ -55,26 +55,35 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-def scrub_value(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """A decoded JSON value with every string scrubbed (keys too); containers are copied, others kept."""
+def scrub_value(value: Any, secrets: Iterable[str] = (), *, max_depth: int = 100) -> Any:
+    """A decoded JSON value with every string scrubbed (keys too); containers are copied, others kept.
+
+    Raises ValueError for a value nested deeper than ``max_depth``: an error body like that is kept as text
+    (its ``repr`` or pickle would recurse as deep).
+    """
     found = tuple(secrets)
     # An explicit stack, not recursion: a deeply nested body must not raise RecursionError here.
     root: list[Any] = [value]
-    stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    stack: list[tuple[Any, Any, Any, int]] = [(root, 0, value, 0)]
     while stack:
-        parent, key, item = stack.pop()
+        parent, key, item, depth = stack.pop()
         if isinstance(item, str):
             parent[key] = scrub(item, found)
-        elif isinstance(item, Mapping):
+            continue
+        if not isinstance(item, (Mapping, list)):
+            continue
+        if depth >= max_depth:
+            raise ValueError(f"nested deeper than {max_depth} levels")
+        if isinstance(item, Mapping):
             copy: dict[Any, Any] = {}
             entries: list[tuple[Any, Any]] = list(item.items())  # pyright: ignore[reportUnknownArgumentType]
             for k, v in entries:
                 name: Any = scrub(k, found) if isinstance(k, str) else k
                 copy[name] = v
-                stack.append((copy, name, v))
+                stack.append((copy, name, v, depth + 1))
             parent[key] = copy
-        elif isinstance(item, list):
+        else:
             items: list[Any] = list(item)  # pyright: ignore[reportUnknownArgumentType]
-            stack.extend((items, index, v) for index, v in enumerate(items))
+            stack.extend((items, index, v, depth + 1) for index, v in enumerate(items))
             parent[key] = items
     return root[0]

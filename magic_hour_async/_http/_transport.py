@@ -84,10 +84,10 @@ class _ExceptionMap:
     A class rather than a generator-based context manager: it is entered for every request and every chunk.
     """
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("secrets",)
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
-        self._secrets = secrets
+        self.secrets = secrets
 
     def __enter__(self) -> None:
         return None
@@ -103,7 +103,7 @@ class _ExceptionMap:
         if not isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
             return
         # The context (aiohttp's exception) quotes URLs and holds request headers: it goes.
-        raise_detached(_sdk_error(exc, self._secrets))
+        raise_detached(_sdk_error(exc, self.secrets))
 
 
 def _sdk_error(exc: BaseException, secrets: tuple[str, ...]) -> APIConnectionError:
@@ -182,7 +182,7 @@ class StreamResponse:
             self.headers,
             reason=self.reason,
             retry_after=parse_retry_after(self.headers),
-            secrets=(*self._map._secrets, *secrets),
+            secrets=(*self._map.secrets, *secrets),
         )
 
 
@@ -254,7 +254,6 @@ class Transport:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_response_bytes = max_response_bytes
-        self._token = token
         self._secrets = (token,)
         self._api_timeout = aiohttp.ClientTimeout(
             total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
