@@ -3,7 +3,8 @@
 Everything the SDK sends goes through :class:`Transport`:
 
 - :meth:`Transport.request` is an API call: auth, a JSON body, the retry loop of :class:`RetryPolicy`, a
-  total deadline per attempt (``Timeout.total``), and a bounded, decoded JSON answer;
+  total deadline per attempt (``Timeout.total``, kept by :class:`Deadlines`), and a bounded, decoded JSON
+  answer;
 - :meth:`Transport.stream` is one exchange with an absolute URL (signed download and upload URLs): no auth,
   no retries (transfers resume and re-sign, which a generic loop cannot know), and a :class:`StreamResponse`
   owned by the SDK (status, headers, chunks) instead of aiohttp's.
@@ -52,6 +53,7 @@ from .._exceptions import (
 )
 from .._version import __version__
 from ._config import MAX_RESPONSE_BYTES, Timeout
+from ._deadlines import Deadlines
 from ._redact import redact_url, scrub, url_secrets
 from ._retry import RequestKind, RetryPolicy, parse_retry_after
 
@@ -255,9 +257,11 @@ class Transport:
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_response_bytes = max_response_bytes
         self._secrets = (token,)
+        # No total here: Deadlines enforces it at a fraction of the cost of aiohttp's per-request timer.
         self._api_timeout = aiohttp.ClientTimeout(
-            total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+            total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
+        self._watch: Deadlines | None = None
         # Transfers: no total (a large file takes what it takes), no sock_read (the caller's stall watchdog
         # bounds silence without re-arming a timer per packet).
         self._transfer_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect or 10.0)
@@ -368,26 +372,35 @@ class Transport:
             attempt += 1
             await self._sleep(delay)
 
+    def _deadlines(self) -> Deadlines | None:
+        """This loop's watch over ``Timeout.total``, or None when there is no total."""
+        found = self._watch
+        if found is None or found.loop is not asyncio.get_running_loop():
+            if self.timeout.total is None:
+                return None
+            found = self._watch = Deadlines(asyncio.get_running_loop(), self.timeout.total)
+        return found
+
     async def _send(self, method: str, url: str, data: str | None) -> Any:
         session = self._session() or await self._new_session()
         headers = self._headers if data is None else self._json_headers
         started = time.perf_counter()
-        with self._map:
-            async with session.request(
-                method, url, data=data, headers=headers, timeout=self._api_timeout
-            ) as response:
-                status = response.status
-                length = response.content_length
-                if status >= 400:
-                    raw = await _read_prefix(response, _ERROR_BODY_LIMIT)
-                elif (
-                    length is not None
-                    and length <= self.max_response_bytes
-                    and "Content-Encoding" not in response.headers
-                ):
-                    raw = await response.read()  # the common case: one read of a known, small size
-                else:
-                    raw = await self._read_bounded(response, method, url)
+        deadlines = self._deadlines()
+        task = deadlines.enter() if deadlines is not None else None
+        try:
+            with self._map:
+                async with session.request(
+                    method, url, data=data, headers=headers, timeout=self._api_timeout
+                ) as response:
+                    status, raw = await self._receive(response, method, url)
+        except asyncio.CancelledError:
+            if deadlines is None or not deadlines.expired(task):
+                raise
+            total = deadlines.total
+            raise_detached(APITimeoutError(f"no complete answer within {total:g} s (Timeout.total)"))
+        finally:
+            if deadlines is not None:
+                deadlines.leave(task)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             logger.debug("%s %s -> %d in %.1f ms", method, redact_url(url), status, elapsed)
@@ -404,6 +417,20 @@ class Transport:
         if status == 204 or not raw:
             return None
         return self._decode(raw, method, url, status)
+
+    async def _receive(self, response: aiohttp.ClientResponse, method: str, url: str) -> tuple[int, bytes]:
+        """The status and the body: at most a prefix of an error, all of a success up to the size cap."""
+        status = response.status
+        if status >= 400:
+            return status, await _read_prefix(response, _ERROR_BODY_LIMIT)
+        length = response.content_length
+        if (
+            length is not None
+            and length <= self.max_response_bytes
+            and "Content-Encoding" not in response.headers
+        ):
+            return status, await response.read()  # the common case: one read of a known, small size
+        return status, await self._read_bounded(response, method, url)
 
     async def _read_bounded(self, response: aiohttp.ClientResponse, method: str, url: str) -> bytes:
         """The whole body, or ResponseDecodeError as soon as it is known to pass ``max_response_bytes``."""
