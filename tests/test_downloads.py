@@ -348,6 +348,18 @@ async def test_a_server_ignoring_range_restarts_the_file_from_zero(
 
 
 @pytest.mark.asyncio
+async def test_a_416_on_resume_restarts_from_zero_at_once(
+    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path
+) -> None:
+    data = blob(3_000_000)
+    storage.add("v/output.mp4", data, Fault(truncate=1_000_000), Fault(status=416))
+    paths = await client.download_outputs(video(storage, "p1", "v/output.mp4"), tmp_path)
+    assert paths[0].read_bytes() == data
+    assert storage.file_requests("v/output.mp4") == [None, "bytes=1000000-", None]
+    assert sleeps.delays == []
+
+
+@pytest.mark.asyncio
 async def test_a_wrong_content_range_restarts_without_range(
     client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path, write_mode: str
 ) -> None:

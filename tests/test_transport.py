@@ -26,7 +26,7 @@ from magic_hour_async import (
     Timeout,
     __version__,
 )
-from magic_hour_async._http._retry import Backoff
+from magic_hour_async._http._retry import RetryPolicy
 from magic_hour_async._http._transport import Transport
 from tests._scripted import Scripted, ScriptedServer, default_project
 
@@ -51,7 +51,7 @@ def make_transport(
         base_url=base_url,
         token=TOKEN,
         timeout=timeout or Timeout(),
-        max_retries=max_retries,
+        retry=RetryPolicy(max_retries=max_retries),
         sleep=sleep,
         rand=lambda: 0.5,
     )
@@ -413,8 +413,61 @@ async def test_caller_owned_session_is_used_and_left_open(scripted: ScriptedServ
         assert not session.closed
 
 
-def test_backoff_rejects_nonsense() -> None:
+def test_retry_policy_rejects_nonsense() -> None:
     from magic_hour_async import ConfigurationError
 
     with pytest.raises(ConfigurationError):
-        Backoff(base=0)
+        RetryPolicy(base=0)
+
+
+def test_only_the_transport_imports_aiohttp_on_the_client_side() -> None:
+    import ast
+    from pathlib import Path
+
+    import magic_hour_async
+
+    root = Path(magic_hour_async.__file__).parent
+    # The emulator, the webhook receiver (an aiohttp.web app) and the CLI are servers and tools.
+    exempt = ("testing/", "_sync/", "_cli/", "webhooks/_receiver.py")
+    importers = set()
+    for path in root.rglob("*.py"):
+        name = path.relative_to(root).as_posix()
+        if name.startswith(exempt):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(module == "aiohttp" or module.startswith("aiohttp.") for module in modules):
+                importers.add(name)
+    # _client.py names the caller-owned session's type, under TYPE_CHECKING only.
+    assert importers == {"_http/_transport.py", "_client.py"}
+
+
+@pytest.mark.asyncio
+async def test_a_mapped_failure_has_no_cause_or_context(sleep: SleepRecorder) -> None:
+    # aiohttp's exceptions quote URLs, and their request_info holds the Authorization header.
+    t = make_transport(f"http://127.0.0.1:{_unused_port()}", sleep, max_retries=0)
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await t.request("GET", PATH)
+    finally:
+        await t.aclose()
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
+    assert info.value.request_sent is False
+
+
+@pytest.mark.asyncio
+async def test_test_mode_zeroes_the_transport_backoff(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    from magic_hour_async._test_mode import set_testing
+
+    scripted.add(PATH, Scripted(status=503, body={}), Scripted(status=429, headers={"Retry-After": "9"}))
+    with set_testing(True):
+        assert (await transport.request("GET", PATH))["id"] == "abc"
+    assert sleep.delays == [0.0, 0.0]
