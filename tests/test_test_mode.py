@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from magic_hour_async import AsyncClient, PollPolicy, Timeout
-from magic_hour_async._http._retry import Backoff
+from magic_hour_async import AsyncClient, PollPolicy, ServerError, Timeout
+from magic_hour_async._http._retry import RequestKind, RetryPolicy
 from magic_hour_async._http._transport import Transport
 from magic_hour_async._polling._policy import TEST_MODE_COMPRESSION, poll_delay
 from magic_hour_async._test_mode import is_testing
@@ -48,15 +48,20 @@ def test_set_testing_as_a_context_manager_restores_the_previous_mode() -> None:
 
 
 def test_test_mode_zeroes_backoff_and_compresses_the_poll_schedule() -> None:
-    backoff, policy = Backoff(), PollPolicy()
-    real = [backoff.delay(attempt, 0.9) for attempt in range(4)]
+    retry, policy = RetryPolicy(max_retries=4), PollPolicy()
+    error = ServerError("HTTP 503", status_code=503)
+
+    def delays() -> list[float | None]:
+        return [retry.next_delay(RequestKind.READ, error, attempt=a, rand=0.9) for a in range(4)]
+
+    real = delays()
     polls = [poll_delay(policy, age=age, rand=0.5, failures=2) for age in (0.0, 10.0, 100.0, 1000.0)]
     with set_testing(True):
-        assert [backoff.delay(attempt, 0.9) for attempt in range(4)] == [0.0] * 4
+        assert delays() == [0.0] * 4
         compressed = [poll_delay(policy, age=age, rand=0.5, failures=2) for age in (0.0, 10.0, 100.0, 1000.0)]
-    assert all(delay > 0 for delay in real)
+    assert all(delay is not None and delay > 0 for delay in real)
     assert compressed == pytest.approx([delay * TEST_MODE_COMPRESSION for delay in polls])
-    assert [backoff.delay(attempt, 0.9) for attempt in range(4)] == real  # off again
+    assert delays() == real  # off again
 
 
 def test_the_emulator_fixtures_turn_test_mode_on(magic_hour_emulator: Emulator) -> None:
@@ -74,7 +79,12 @@ async def _ride_out_faults(emu: Emulator, pid: str) -> list[float]:
     emu.faults.add(route="POST /v1/ai-image-generator", status=429, retry_after=3, times=1)
     sleep = SleepRecorder()
     transport = Transport(
-        base_url=emu.url, token=emu.token, timeout=Timeout(), max_retries=2, sleep=sleep, rand=lambda: 0.5
+        base_url=emu.url,
+        token=emu.token,
+        timeout=Timeout(),
+        retry=RetryPolicy(max_retries=2),
+        sleep=sleep,
+        rand=lambda: 0.5,
     )
     try:
         assert (await transport.request("GET", f"/v1/video-projects/{pid}"))["id"] == pid
