@@ -121,7 +121,9 @@ class TokenBucket:
         return outcomes.count(True) / (end - start), outcomes.count(False) / len(outcomes)
 
 
-@pytest.mark.parametrize(("rate", "max_rate"), [(20.0, math.inf), (50.0, math.inf), (20.0, 100.0), (5.0, 10.0)])
+@pytest.mark.parametrize(
+    ("rate", "max_rate"), [(20.0, math.inf), (50.0, math.inf), (20.0, 100.0), (5.0, 10.0)]
+)
 def test_a_real_rate_limit_is_found_and_held(rate: float, max_rate: float) -> None:
     async def main() -> None:
         # 300 renders polled every second want 300 GETs a second, far above what the server allows.
@@ -164,7 +166,9 @@ async def test_when_the_budget_binds_the_most_overdue_poll_goes_first() -> None:
     # 200 long renders saturate a budget of 5 polls a second; a 3-s render starts among them at 300 s.
     durations = {str(i): 10_000.0 for i in range(200)}
     server = Renders({**durations, "short": 303.0})
-    scheduler = Scheduler(server.fetch, is_terminal, policy=PollPolicy(max_rate=5), random=random.Random(2).random)
+    scheduler = Scheduler(
+        server.fetch, is_terminal, policy=PollPolicy(max_rate=5), random=random.Random(2).random
+    )
     batch_waits = asyncio.ensure_future(scheduler.wait_many("video", list(durations)))
     await asyncio.sleep(300)
 
