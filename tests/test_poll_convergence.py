@@ -2,8 +2,8 @@
 
 Each server here is a fake ``fetch`` driven by the virtual clock (tests/_clock.py) and a seeded random source,
 so every number is exact and repeatable: a proxy answering a fixed share with 429 and 503, a token-bucket rate
-limit, an unreachable host, a server answering garbage. tests/test_waits_hostile.py runs the same failures over
-loopback through a real client.
+limit, an unreachable host, a server answering garbage. tests/test_waits_hostile.py runs the same failures
+over loopback through a real client.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def test_sporadic_429s_and_503s_do_not_ratchet_the_rate_down(max_rate: float) ->
 
 
 class TokenBucket:
-    """A server allowing ``rate`` GETs a second in bursts of up to ``burst``; 429 with the exact wait otherwise."""
+    """A server allowing ``rate`` GETs a second, bursts of up to ``burst``; else 429 with the exact wait."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate

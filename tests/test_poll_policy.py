@@ -107,7 +107,6 @@ NO_JITTER = PollPolicy(jitter=0.0)
         (NO_JITTER, 0.0, 0.0, 5000, 1.0, 30.0),
         (NO_JITTER, 100.0, 0.0, 1, 1.0, 1.0),  # the failed poll brought no news: retried soon
         (NO_JITTER, 100.0, 0.0, 2, 1.0, 2.0),
-        (NO_JITTER, 100.0, 0.0, 0, 1.0, 13.0),  # after a success, the cadence again
         # The webhook safety factor scales everything, the cap included.
         (NO_JITTER, 0.0, 0.0, 0, 10.0, 10.0),
         (NO_JITTER, 1000.0, 0.0, 0, 4.0, 120.0),
