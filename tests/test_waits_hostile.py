@@ -1,10 +1,9 @@
 """Waits fail loudly over loopback: the public ``AsyncClient`` against hosts that never answer well.
 
-A closed port, a server answering every GET with garbage, a server answering 503 forever: a wait with no timeout
-raises the last poll error once ``PollPolicy.give_up_after`` has passed, instead of hanging; a wait with a
-timeout raises ``WaitTimeoutError`` whose ``last_error`` and ``__cause__`` say why. Policies are in tens of
-milliseconds, so each test takes well under a second of real time.
-"""
+A closed port, a server answering every GET with garbage, a server answering 503 forever: a wait with no
+timeout raises the last poll error once ``PollPolicy.give_up_after`` has passed, instead of hanging; a wait
+with a timeout raises ``WaitTimeoutError`` whose ``last_error`` and ``__cause__`` say why. Policies are in
+tens of milliseconds, so each test takes well under a second of real time."""
 
 from __future__ import annotations
 
