@@ -61,9 +61,9 @@ def test_the_budget_spaces_requests_evenly_and_no_second_holds_more() -> None:
 
     assert sent[0] == 0.0  # the first at once
     gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert gaps == pytest.approx([0.1] * len(gaps), abs=1e-5)
-    assert all(sent[i + 10] - sent[i] >= 1.0 for i in range(len(sent) - 10))
-    assert rate.allowed == 10
+    assert gaps == pytest.approx([0.102] * len(gaps), abs=1e-3)  # at 98% of the budget
+    assert all(sent[i + 10] - sent[i] >= 1.02 for i in range(len(sent) - 10))
+    assert rate.allowed == pytest.approx(9.8)
 
 
 def test_an_idle_budget_banks_one_request_only() -> None:
@@ -84,10 +84,10 @@ def test_an_idle_budget_banks_one_request_only() -> None:
 )
 def test_429s_without_evidence_of_a_rate_limit_never_cut(ok: int, throttled: int) -> None:
     rate = AdaptiveRate(max_rate=100)
-    steady(rate, 100, 0.0, 2.0)
+    steady(rate, 90, 0.0, 2.0)
 
     assert not answer(rate, 2.0, ok=ok, throttled=throttled, retry_after=1.0)
-    assert rate.allowed == 100
+    assert rate.allowed == pytest.approx(98)
     assert rate.learnt is None
     assert rate.acquire(2.0) == 0.0  # and a Retry-After alone pauses nobody
 
@@ -157,9 +157,9 @@ def test_the_learnt_rate_never_drops_below_one_request_every_two_seconds() -> No
 
 def test_the_budget_binds_when_lower_than_the_learnt_rate() -> None:
     rate = AdaptiveRate(max_rate=5)
-    steady(rate, 5, 0.0, 10.0)
+    steady(rate, 4, 0.0, 10.0)
     rate.set_max_rate(10.0, 3.0)
 
-    assert rate.allowed == 3.0
+    assert rate.allowed == pytest.approx(3 * 0.98)
     assert rate.acquire(10.0) == 0.0
-    assert rate.acquire(10.0) == pytest.approx(1 / 3, abs=1e-3)
+    assert rate.acquire(10.0) == pytest.approx(1 / 2.94, abs=1e-3)

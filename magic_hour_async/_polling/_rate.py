@@ -2,14 +2,18 @@
 
 Two limits pace polls through one token bucket, and the lower one binds:
 
-* The budget, ``PollPolicy.max_rate``. The bucket banks a tenth of a second of requests (at least one), but
-  never so much that a second could hold more than ``max_rate`` requests: at the budget it banks one, so polls
-  leave evenly spaced, ``1 / max_rate`` apart.
+* The budget, ``PollPolicy.max_rate``. Under a budget the bucket banks a single request, so polls leave
+  evenly spaced and no second holds more than ``max_rate``: not at the client, and not at the server either,
+  because they are paced at 98% of it (``1.02 / max_rate`` apart), which leaves 20 ms a second for a poll
+  delayed on its way (a busy loop, a slow connection) to arrive closer to the next one. Without a budget the
+  bucket banks a tenth of a second of requests, so a fast learnt rate is served without waking for each one.
 * A learnt limit, CUBIC as in botocore's adaptive mode, off until the server shows a real rate limit. Each cut
   sets it to 90% of the rate the server *accepted* (the measured send rate times the share of answers that
-  were not 429), and each success moves it along the CUBIC curve ``0.4 * (t - K) ** 3 + W``: back to ``W``
-  (the accepted rate at the cut) in ``K`` seconds, flat there, then probing above. It never exceeds twice the
-  measured send rate, so an idle client does not bank the right to a burst.
+  were not 429), and each success moves it along a cubic curve: back to 95% of the accepted rate, flat there,
+  then probing above, in a time unit of 600 answers at the accepted rate (30 s at 20 a second, 3 s at 200), so
+  the probing that ends in the next cut is a small share of the answers whatever the rate. It never exceeds
+  twice the measured send rate, so an idle client does not bank the right to a burst, and once it has probed
+  to twice the rate it was cut at (or to the budget) without a cut, the limit is forgotten.
 
 A 429 alone is not a rate limit: a proxy or an overloaded backend answers a fixed share of requests with 429
 whatever our rate. Cutting at each one (0.7x per throttle, as before) took 1,000 waits behind a 3%-429 proxy
@@ -41,7 +45,8 @@ _MIN_RATE = 0.5  # never slower than a poll every two seconds
 _SMOOTHING = 0.8  # weight of the newest bucket in the measured rate
 _BUCKET = 0.5  # seconds per measurement bucket
 _MAX_PAUSE = 60.0  # a longer Retry-After is taken as a minute; the bucket does the rest
-_BURST = 0.1  # seconds of requests the bucket banks: pacing stays smooth, a fixed window sees no burst
+_BURST = 0.1  # seconds of requests the bucket banks without a budget: pacing stays smooth
+_BUDGET_SHARE = 0.98  # of max_rate that polls are paced at: 20 ms a second of slack for a delayed arrival
 _HOLD = 1.0  # seconds a cut needs to show: rate limits count per second (or longer)
 _WINDOW = 2.0  # seconds of answers that count as evidence of a rate limit...
 _WINDOW_MIN = 50  # ...but never fewer answers than this (a slow client looks further back)
@@ -171,7 +176,7 @@ class AdaptiveRate:
             self._throttles -= answers.popleft()[1]
 
     def _rate(self) -> float:
-        return min(self._learnt, self._max_rate)
+        return min(self._learnt, self._max_rate * _BUDGET_SHARE)
 
     def _set_learnt(self, now: float, rate: float) -> None:
         self._refill(now)
@@ -189,9 +194,9 @@ class AdaptiveRate:
             self._refilled_at = now
 
     def _capacity(self) -> float:
-        rate = self._rate()
-        # Banked requests plus a second's refill must fit in the budget: at the budget, one is banked.
-        return max(1.0, min(rate * _BURST, self._max_rate - rate))
+        if not math.isinf(self._max_rate):
+            return 1.0  # banked requests plus a second's refill must fit in the budget
+        return max(1.0, self._rate() * _BURST)
 
     def _record(self, now: float) -> None:
         # The measured rate is an exponentially smoothed count per half-second bucket, as botocore's.
