@@ -16,12 +16,14 @@ GETs are counted by each contender (``client.poll_stats.polls_sent`` for ours: o
 - ``mixed``: renders log-uniform between 3 s and 300 s, time-scaled by the emulator speed ``speed``; GETs and
   detection delay (seen terminal minus finished, divided by ``speed``: unscaled seconds) of ours vs a fixed
   0.5-s poller. The poll policy is in real seconds, so both pollers are scaled the same way: ours polls with
-  ``PollPolicy(initial=1 * speed, maximum=30 * speed)`` and the fixed poller every ``0.5 * speed``.
+  ``PollPolicy(initial=1 * speed, maximum=30 * speed, max_rate=inf)`` and the fixed poller every
+  ``0.5 * speed`` (no budget: the schedule itself is measured; ``bench_ratelimit`` measures the budget).
 - ``many``: 10,000 concurrent waits on 5-second renders in a fresh client process per run (``python -m
   benchmarks.bench_scheduler many-client ...``): peak RSS and the worst event-loop lag seen by a 5 ms ticker,
   for one ``wait_many`` call and for 10,000 ``wait()`` tasks created at once. Two rows calibrate: an idle run
   (the ticker alone: the machine's own noise) and 10,000 bare tasks each awaiting a future (what asyncio
-  itself costs for the one-task-per-project shape, with no SDK code at all)."""
+  itself costs for the one-task-per-project shape, with no SDK code at all). The policy is the default with
+  ``max_rate=inf``: every poll the scheduler would send, not the budget's 10 a second."""
 
 from __future__ import annotations
 
@@ -235,7 +237,9 @@ async def ours_mixed(
     url: str, ids: list[str], durations: dict[str, float], speed: float
 ) -> tuple[int, Delays]:
     delays: Delays = {}
-    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed)
+    # No budget: this measures the schedule itself (50 renders polled every second at first would make the
+    # default 10-a-second budget bind, which bench_ratelimit measures).
+    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed, max_rate=math.inf)
     async with AsyncClient(token=TOKEN, base_url=url, poll=policy) as client:
         async for project in client.v1.video_projects.as_completed(ids):
             delays[project.id] = time.time() - finished_at(project.created_at, durations[project.id])
@@ -362,7 +366,8 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
             lags.append(time.perf_counter() - before - 0.005)
             busy.append(time.thread_time() - cpu)
 
-    async with AsyncClient(token=TOKEN, base_url=url) as client:
+    # No budget: this measures the scheduler's memory and loop lag with every poll it would send.
+    async with AsyncClient(token=TOKEN, base_url=url, poll=PollPolicy(max_rate=math.inf)) as client:
         exact = reset_peak_rss()
         baseline = _rss_now()
         gc.callbacks.append(on_gc)
@@ -457,8 +462,8 @@ async def measure_many(n: int, rounds: int, duration: float = 5.0) -> str:
     ]
     dump("many", {"n": n, "rounds": rounds, "runs": runs})
     return (
-        f"{n:,} concurrent waits on {duration:g}-second renders (default policy), each run in a fresh client "
-        f"process, {rounds} rounds; medians (min-max).\n\n"
+        f"{n:,} concurrent waits on {duration:g}-second renders (default policy, max_rate=inf), each run in "
+        f"a fresh client process, {rounds} rounds; medians (min-max).\n\n"
         + table(
             [
                 "shape",
