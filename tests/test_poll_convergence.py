@@ -87,7 +87,7 @@ def test_sporadic_429s_and_503s_do_not_ratchet_the_rate_down(max_rate: float) ->
         assert stats.rate_limited > 0.02 * stats.polls_sent  # the proxy did throttle
         assert wall <= 1.3 * calm_wall  # all 1,000 finished, almost as soon as without faults
         # A fixed share of 429s is no rate limit: the allowed rate is still the budget.
-        assert stats.allowed_rate == (None if math.isinf(max_rate) else pytest.approx(0.98 * max_rate))
+        assert stats.allowed_rate == (None if math.isinf(max_rate) else pytest.approx(0.95 * max_rate))
 
     run(main())
 
@@ -158,8 +158,8 @@ async def test_a_thousand_waits_created_at_once_never_exceed_max_rate_in_any_sec
     assert len(server.calls) >= 1000
     assert seconds_over_budget(server.calls, 10) == []
     assert seconds_over_budget(server.calls, 9) != []  # and the budget is used
-    assert seconds_over_budget([t + 0.019 * (i % 2) for i, t in enumerate(server.calls)], 10) == []
-    assert scheduler.stats.allowed_rate == pytest.approx(9.8)  # paced with slack for arrival jitter
+    assert seconds_over_budget([t + 0.049 * (i % 2) for i, t in enumerate(server.calls)], 10) == []
+    assert scheduler.stats.allowed_rate == pytest.approx(9.5)  # paced with slack for arrival jitter
 
 
 @virtual_time

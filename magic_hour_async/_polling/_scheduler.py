@@ -79,7 +79,7 @@ class PollEvent(Generic[P]):
 class SchedulerStats:
     """A snapshot of the scheduler's counters.
 
-    ``allowed_rate`` is the rate polls may be sent at now, per second: 98% of ``PollPolicy.max_rate`` (the
+    ``allowed_rate`` is the rate polls may be sent at now, per second: 95% of ``PollPolicy.max_rate`` (the
     rest is slack for delayed arrivals), or less while a real rate limit holds it down; None if unlimited.
     """
 
