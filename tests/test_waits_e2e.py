@@ -385,7 +385,8 @@ async def test_hundreds_of_waits_never_stall_the_event_loop(
     magic_hour_emulator_factory: Callable[..., Emulator],
 ) -> None:
     emu = magic_hour_emulator_factory(seed=8)  # thread mode: the server runs on its own loop, not on this one
-    ids = [emu.create_project("video", duration=0.2 + 0.4 * i / 500) for i in range(500)]
+    # Long enough that every render is polled more than once even when a loaded machine slows the first sweep.
+    ids = [emu.create_project("video", duration=1.0 + 1.0 * i / 500) for i in range(500)]
     worst = 0.0
     ticking = True
 
