@@ -33,6 +33,9 @@ def main() -> None:
         elif name == "faults":
             n, speed, rounds = (200, 0.25, 1) if args.quick else (1000, 0.25, 3)
             print(asyncio.run(bench_ratelimit.measure_faults(n, speed, rounds)))
+        elif name == "faults-unbudgeted":  # the scenario of issue 12 as measured there: no budget, real time
+            n, rounds = (200, 1) if args.quick else (1000, 1)
+            print(asyncio.run(bench_ratelimit.measure_faults(n, 1.0, rounds, max_rate=math.inf)))
         elif name == "bucket":
             cases = [(20.0, math.inf), (50.0, math.inf), (5.0, 10.0)]
             seconds = 20.0 if args.quick else 60.0

@@ -76,13 +76,13 @@ def faults_durations(n: int) -> list[float]:
     return [2 + 28 * i / max(n - 1, 1) for i in range(n)]
 
 
-async def faults_run(proxy: str, n: int, speed: float, hostile: bool) -> dict[str, Any]:
+async def faults_run(proxy: str, n: int, speed: float, hostile: bool, max_rate: float) -> dict[str, Any]:
     ids = await insert(proxy, [d * speed for d in faults_durations(n)])
     if hostile:
         await configure(proxy, throttle=0.03, fail=0.10, retry_after_ms=1000 * speed, seed=len(ids))
     else:
         await configure(proxy)
-    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed, max_rate=PollPolicy().max_rate / speed)
+    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed, max_rate=max_rate / speed)
     async with AsyncClient(token=TOKEN, base_url=proxy, poll=policy) as client:
         done = asyncio.Event()
         watcher = asyncio.create_task(lowest_allowed_rate(client, done))
@@ -101,17 +101,18 @@ async def faults_run(proxy: str, n: int, speed: float, hostile: bool) -> dict[st
         "503": sum(status == 503 for _, status in log),
         "lowest_allowed": lowest * speed,  # in unscaled polls per second
         "final_allowed": (stats.allowed_rate or math.inf) * speed,
+        "polls_sent": stats.polls_sent,
     }
 
 
-async def measure_faults(n: int, speed: float, rounds: int) -> str:
+async def measure_faults(n: int, speed: float, rounds: int, max_rate: float = PollPolicy().max_rate) -> str:
     arms = {"fault-free": False, "3% 429 (Retry-After 1) + 10% 503": True}
     names = list(arms)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     with hostile_proxy() as proxy:
         for r in range(rounds):
             for name in names[r % 2 :] + names[: r % 2]:
-                runs[name].append(await faults_run(proxy, n, speed, arms[name]))
+                runs[name].append(await faults_run(proxy, n, speed, arms[name], max_rate))
 
     def med(name: str, field: str) -> float:
         return median([run[field] for run in runs[name]])
@@ -129,11 +130,11 @@ async def measure_faults(n: int, speed: float, rounds: int) -> str:
         ]
         for name in names
     ]
-    dump("faults", {"n": n, "speed": speed, "rounds": rounds, "runs": runs})
+    dump("faults", {"n": n, "speed": speed, "rounds": rounds, "max_rate": max_rate, "runs": runs})
     return (
-        f"{n:,} waits on renders of 2-30 s, time-scaled by {speed:g} (default policy scaled alike: "
-        f"max_rate {PollPolicy().max_rate / speed:g}/s), {rounds} rounds, medians; wall ratio to the "
-        "fault-free run.\n\n"
+        f"{n:,} waits on renders of 2-30 s, time-scaled by {speed:g} (default policy scaled alike, "
+        f"max_rate {max_rate:g} unscaled: {max_rate / speed:g}/s), {rounds} rounds, medians; wall ratio to "
+        "the fault-free run.\n\n"
         + table(
             [
                 "proxy",
