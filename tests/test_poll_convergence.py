@@ -329,3 +329,24 @@ async def test_in_test_mode_the_scheduler_polls_a_thousand_times_faster() -> Non
     # Polls at 0, then 1 ms after each answer (5 ms round trips): 0, 6, 12 ms.
     assert server.calls == pytest.approx([0.0, 0.006, 0.012])
     await scheduler.aclose()
+
+
+@virtual_time
+async def test_in_test_mode_give_up_after_and_the_budget_run_a_thousand_times_faster() -> None:
+    server = Unreachable(lambda: APIConnectionError("Connection refused"))
+    scheduler = Scheduler(server.fetch, is_terminal)  # give_up_after=300, max_rate=10
+
+    with set_testing(True):
+        with pytest.raises(APIConnectionError):
+            await scheduler.wait("video", "a")
+        given_up_at = now()
+        busy = Renders({str(i): 0.0 for i in range(100)})
+        batch_scheduler = Scheduler(busy.fetch, is_terminal)
+        await batch_scheduler.wait_many("video", list(busy.durations))
+
+    assert 0.3 <= given_up_at <= 0.35  # 300 s, plus up to a 33-s retry interval, 1,000 times faster
+    # 100 polls at an uncompressed budget of 10 a second take 10 s; here only the 16 polls in flight with
+    # 5-ms answers bound them (31 ms).
+    assert max(busy.calls) < 0.04
+    await scheduler.aclose()
+    await batch_scheduler.aclose()
