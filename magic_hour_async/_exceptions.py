@@ -10,7 +10,7 @@ MagicHourError
 ├── APIConnectionError        no HTTP response was received
 │   └── APITimeoutError (also TimeoutError)
 ├── ResponseDecodeError       the body was not the JSON shape the API promises
-├── WaitTimeoutError (also TimeoutError)   .project
+├── WaitTimeoutError (also TimeoutError)   .project .last_error
 ├── RenderError               .project .code .message
 ├── DownloadError
 └── WebhookVerificationError
@@ -163,14 +163,21 @@ class ResponseDecodeError(MagicHourError):
 
 
 class WaitTimeoutError(MagicHourError, TimeoutError):
-    """A wait passed its deadline; ``project`` is the last state seen (None if none was)."""
+    """A wait passed its deadline; ``project`` is the last state seen (None if none was).
 
-    def __init__(self, message: str, *, project: Any = None) -> None:
+    ``last_error`` is the error of the last poll if polls had been failing since the last successful one (else
+    None); it is also the ``__cause__``, so a traceback shows why the render was not seen to finish.
+    """
+
+    def __init__(self, message: str, *, project: Any = None, last_error: BaseException | None = None) -> None:
         super().__init__(message)
         self.project = project
+        self.last_error = last_error
+        # Set here, not by ``raise ... from``: the cause survives a pickle round trip with the other fields.
+        self.__cause__ = last_error
 
     def _fields(self) -> dict[str, Any]:
-        return {"message": self.message, "project": self.project}
+        return {"message": self.message, "project": self.project, "last_error": self.last_error}
 
 
 class RenderError(MagicHourError):
