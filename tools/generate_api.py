@@ -108,6 +108,8 @@ class Field:
     dict_annotation: str  # the TypedDict value type
     doc: str  # facts: type, enum, range, default
     model: str | None = None  # the attrs class of a nested object (or of a list's items)
+    deprecated: bool = False
+    replacement: str | None = None  # the field to use instead of a deprecated one (None: it has no effect)
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Model:
     doc: str
     fields: list[Field]
     request: bool
+    extra: bool = False  # the body takes keys beyond its fields (``additional_properties``)
+    job: bool = False  # the GET answer of a job with ``generate``: gains ``downloaded_paths``
 
 
 @dataclass
@@ -159,7 +163,7 @@ def _facts(schema: dict[str, Any], alias: str | None) -> list[str]:
         if len(enum) <= LISTED_ENUM_VALUES:
             facts.append("one of " + ", ".join(f"``{py(v)}``" for v in enum))
         else:
-            facts.append(f"one of {len(enum)} values (``{alias}``)")
+            facts.append(f"one of {len(enum)} known values (``{alias}``; other strings are sent as given)")
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and high is not None:
         facts.append(f"{low} to {high}")
@@ -212,7 +216,13 @@ class _Builder:
             for wire, prop in schema["properties"].items()
         ]
         fields.sort(key=lambda f: not f.required)  # required first, then optional; each in the spec's order
-        model = Model(name=name, doc=doc, fields=fields, request=request)
+        model = Model(
+            name=name,
+            doc=doc,
+            fields=fields,
+            request=request,
+            extra=schema.get("additionalProperties") is True,
+        )
         self.resource.models.append(model)
         return model
 
@@ -226,6 +236,12 @@ class _Builder:
         facts = [described, *_facts(schema, hint if "enum" in schema else None)]
         if not required or (not request and schema.get("nullable")):
             annotation += " | None"
+        deprecated = bool(schema.get("deprecated")) and request
+        if deprecated:
+            replacement = schema.get("x-replacement")
+            facts.append(
+                f"deprecated, use ``{snake(replacement)}``" if replacement else "deprecated, no effect"
+            )
         return Field(
             name=snake(wire),
             wire=wire,
@@ -234,6 +250,10 @@ class _Builder:
             dict_annotation=dict_annotation,
             doc=", ".join(fact for fact in facts if fact),
             model=model,
+            deprecated=deprecated,
+            replacement=snake(schema["x-replacement"])
+            if deprecated and schema.get("x-replacement")
+            else None,
         )
 
     def type_of(
@@ -243,7 +263,11 @@ class _Builder:
         kind = schema.get("type")
         if "enum" in schema and request:
             alias = self._claim(hint)
-            self.resource.aliases.append(Alias(alias, list(schema["enum"])))
+            values = list(schema["enum"])
+            self.resource.aliases.append(Alias(alias, values))
+            if len(values) > LISTED_ENUM_VALUES and all(isinstance(v, str) for v in values):
+                # Long lists (models, voices, templates) grow on the server: a new value is no type error.
+                return f"{alias} | str", f"{alias} | str", None, ""
             return alias, alias, None, ""  # _facts lists the values
         if kind == "object":
             doc = f"{label[:1].upper()}{label[1:]} in {where}."
@@ -327,9 +351,9 @@ def read_spec(spec: dict[str, Any]) -> list[Resource]:
             schema = _json_schema(get.get("responses", {}).get("200"), f"GET {get_path} response")
             doc = f"The answer to ``GET {get_path}``; ``status`` compares equal to its string."
             where = f"the answer to ``GET {get_path}``"
-            resource.get_response = builder.model(
-                schema, resource.prefix + "Details", doc, where, request=False
-            ).name
+            details = builder.model(schema, resource.prefix + "Details", doc, where, request=False)
+            details.job = kind is None  # its ``generate`` downloads the files the job lists
+            resource.get_response = details.name
         resources.append(resource)
     return resources
 
@@ -396,7 +420,7 @@ def _attrs_class(model: Model) -> list[str]:
     if model.fields:
         lines.append("")
     for f in model.fields:
-        metadata = []
+        metadata: list[str] = []
         if f.wire != f.name:
             metadata.append(f'"wire": {json.dumps(f.wire)}')
         if f.model is not None and model.request:
@@ -414,6 +438,11 @@ def _attrs_class(model: Model) -> list[str]:
             lines.append(f"    {f.name}: {f.annotation} = {default}")
         else:
             lines.append(f"    {f.name}: {f.annotation}")
+    if model.job:
+        lines += [
+            "    #: Local paths saved by ``generate(download_outputs=True)``; empty when nothing was saved.",
+            "    downloaded_paths: list[str] = attrs.field(factory=list[str], hash=False)",
+        ]
     return lines
 
 
@@ -459,6 +488,45 @@ def _a(word: str) -> str:
     return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
+_OPTIONS_DOC = "    request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``."
+_EXTRA_DOC = "    additional_properties: more body fields, sent as given (the official SDK's escape hatch)."
+_GENERATE_DOCS = [
+    "    wait_for_completion: wait through the client's scheduler until the job is terminal;",
+    "        False returns its state right after creation.",
+    "    download_outputs: save the outputs once complete; see ``downloaded_paths``.",
+    "    download_directory: where to save them (default: the current directory).",
+]
+_GENERATE_PARAMS = [
+    "wait_for_completion: bool = True",
+    "download_outputs: bool = True",
+    "download_directory: str | Path | None = None",
+]
+
+
+def _extras(body: Model) -> tuple[list[str], list[str]]:
+    """The parameters every create/generate ends with, and their docs."""
+    params = ["additional_properties: Mapping[str, Any] | None = None"] if body.extra else []
+    docs = [_EXTRA_DOC] if body.extra else []
+    return params, docs
+
+
+def _warnings(fields: list[Field]) -> list[str]:
+    """Statements that warn about each deprecated parameter passed."""
+    lines: list[str] = []
+    for f in fields:
+        if f.deprecated:
+            replacement = py(f.replacement) if f.replacement else "None"
+            lines += [
+                f"        if {f.name} is not None:",
+                f"            deprecated_parameter({json.dumps(f.name)}, {replacement})",
+            ]
+    return lines
+
+
+def _forwarded(body: Model) -> str:
+    return "request_options=request_options" + (", extra=additional_properties" if body.extra else "")
+
+
 def _resource_class(resource: Resource) -> list[str]:
     body = resource.body
     assert body is not None and resource.create_response is not None
@@ -470,24 +538,40 @@ def _resource_class(resource: Resource) -> list[str]:
     lines += ["", f"    _path = {json.dumps(resource.path)}"]
     if resource.kind:
         lines.append(f"    _kind = {json.dumps(resource.kind)}")
+    extra_params, extra_docs = _extras(body)
+    options = "request_options: RequestOptions | None = None"
     args_doc = _field_docs(fields, "Args", show_required=False)
+    if not args_doc:
+        args_doc = ["", "Args:"]
     create_doc = [
         f"Start {_a(resource.kind)} render: ``POST {resource.path}``."
         if resource.kind
         else f"Start a job: ``POST {resource.path}``.",
         *args_doc,
+        *extra_docs,
+        _OPTIONS_DOC,
         "",
         "Returns:",
         f"    The new {'project' if resource.kind else 'job'}'s ``id`` and the credits charged.",
     ]
     call = _call(body.name, fields, "        ", "body = ", "")
+    warn = _warnings(fields)
     lines += _method(
         "create",
-        _params(fields),
+        [*_params(fields), *extra_params, options],
         resource.create_response,
         create_doc,
-        [*call, "        return await self._create(body)"],
+        [*warn, *call, f"        return await self._create(body, {_forwarded(body)})"],
     )
+    tail = [
+        "            body,",
+        "            wait_for_completion=wait_for_completion,",
+        "            download_outputs=download_outputs,",
+        "            download_directory=download_directory,",
+        "            request_options=request_options,",
+        *(["            extra=additional_properties,"] if body.extra else []),
+        "        )",
+    ]
     if resource.kind:
         model = PROJECT_MODEL[resource.kind]
         generate_doc = [
@@ -497,36 +581,54 @@ def _resource_class(resource: Resource) -> list[str]:
             "Paths in ``assets.*_file_path`` that are not URLs or ``api-assets/`` paths are uploaded first,",
             "concurrently; the dicts passed in are not modified.",
             *args_doc,
-            "    wait_for_completion: wait through the client's scheduler until the render is terminal;",
-            "        False returns the project right after creation.",
-            "    download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.",
-            "    download_directory: where to save them (default: the current directory).",
+            *extra_docs,
+            *_GENERATE_DOCS,
+            _OPTIONS_DOC + " They apply to the create request.",
             "",
             "Returns:",
             f"    The ``{model}``; a failed render is returned, not raised (``raise_for_status()``).",
         ]
-        options = [
-            "wait_for_completion: bool = True",
-            "download_outputs: bool = True",
-            "download_directory: str | Path | None = None",
+        lines += _method(
+            "generate",
+            [*_params(fields), *extra_params, *_GENERATE_PARAMS, options],
+            model,
+            generate_doc,
+            [*warn, *call, "        return await self._generate(", *tail],
+        )
+    elif resource.get_response:
+        generate_doc = [
+            "Upload local files in ``assets``, start the job, wait for it, download the files it lists.",
+            "",
+            "Paths in ``assets.*_file_path`` that are not URLs or ``api-assets/`` paths are uploaded first.",
+            *args_doc,
+            *extra_docs,
+            *_GENERATE_DOCS,
+            _OPTIONS_DOC + " They apply to the create request.",
+            "",
+            "Returns:",
+            f"    The ``{resource.get_response}``; ``downloaded_paths`` lists the saved files.",
         ]
-        tail = [
-            "        return await self._generate(",
-            "            body,",
-            "            wait_for_completion=wait_for_completion,",
-            "            download_outputs=download_outputs,",
-            "            download_directory=download_directory,",
-            "        )",
-        ]
-        lines += _method("generate", _params(fields) + options, model, generate_doc, [*call, *tail])
+        lines += _method(
+            "generate",
+            [*_params(fields), *extra_params, *_GENERATE_PARAMS, options],
+            resource.get_response,
+            generate_doc,
+            [
+                *warn,
+                *call,
+                "        return await self._generate_job(",
+                f"            {resource.get_response},",
+                *tail,
+            ],
+        )
     if resource.get_response:
         get_path = f"{resource.path}/{{id}}"
         lines += _method(
             "get",
-            ["id: str"],
+            ["id: str", options],
             resource.get_response,
             [f"Fetch a job's current state: ``GET {get_path}``."],
-            [f"        return await self._get(id, {resource.get_response})"],
+            [f"        return await self._get(id, {resource.get_response}, request_options=request_options)"],
         )
         lines += _method(
             "wait",
@@ -558,6 +660,8 @@ def render_resource(resource: Resource) -> str:
         return re.search(rf"\b{word}\b", text) is not None
 
     typing_names = [n for n in ("Literal", "TypeAlias", "TypedDict") if used(n)]
+    if "Mapping[str, Any]" in text:  # not ``used``: enum values may contain the word
+        typing_names.insert(0, "Any")
     models = sorted(n for n in ("AudioProject", "CreateResponse", "ImageProject", "VideoProject") if used(n))
     bases = [n for n in ("AsyncCreateResource", "AsyncResource") if used(n)]
     public = sorted(
@@ -573,8 +677,9 @@ def render_resource(resource: Resource) -> str:
         "from __future__ import annotations",
         "",
     ]
-    if used("Sequence"):
-        head.append("from collections.abc import Sequence")
+    abc_names = [n for n in ("Mapping", "Sequence") if used(n)]
+    if abc_names:
+        head.append(f"from collections.abc import {', '.join(abc_names)}")
     if used("datetime"):
         head.append("from datetime import datetime")
     if used("Path"):
@@ -584,7 +689,9 @@ def render_resource(resource: Resource) -> str:
     head += ["", "import attrs", ""]
     if models:
         head.append(f"from .._models import {', '.join(models)}")
-    head.append(f"from .._resources.create import {', '.join(bases)}")
+    helpers = [n for n in ("deprecated_parameter",) if used(n)]
+    head.append("from .._request_options import RequestOptions")
+    head.append(f"from .._resources.create import {', '.join(sorted([*bases, *helpers]))}")
     head += ["", *_wrap("__all__ = [", [json.dumps(n) for n in public], "]")]
     tail: list[str] = []
     responses = [m.name for m in resource.models if not m.request]

@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -129,6 +129,8 @@ class Transport:
         json_body: Any = None,
         paid: bool = False,
         max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Send a request to ``base_url + path`` and return the decoded JSON body (None for 204).
 
@@ -136,13 +138,15 @@ class Transport:
             paid: the request creates a render; see the module docstring for what is retried.
             max_retries: override the client's ``max_retries`` (the scheduler polls with 0: it rides out
                 failures itself and must see every 429).
+            headers: extra headers for this request (a call's ``request_options``).
+            timeout: total seconds for each attempt of this request, instead of the client's timeout.
         """
         retries = self.max_retries if max_retries is None else max_retries
         url = self.base_url + path
         attempt = 0
         while True:
             try:
-                return await self._send(method, url, json_body)
+                return await self._send(method, url, json_body, headers, timeout)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 error: MagicHourError = map_exception(exc, self._token)
                 retryable = not paid or _sent_nothing(exc)
@@ -161,16 +165,26 @@ class Transport:
             attempt += 1
             await self._sleep(delay)
 
-    async def _send(self, method: str, url: str, json_body: Any) -> Any:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        extra_headers: Mapping[str, str] | None = None,
+        total: float | None = None,
+    ) -> Any:
         session = self.session()
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
         headers = self._headers
+        if extra_headers:
+            headers = {**extra_headers, **headers}
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
+        timeout = self._timeout
+        if total is not None:  # a call's own limit replaces the client's read and total limits
+            timeout = aiohttp.ClientTimeout(total=total, sock_connect=timeout.sock_connect)
         started = time.perf_counter()
-        async with session.request(
-            method, url, data=data, headers=headers, timeout=self._timeout
-        ) as response:
+        async with session.request(method, url, data=data, headers=headers, timeout=timeout) as response:
             raw = await response.read()
             status = response.status
         if logger.isEnabledFor(logging.DEBUG):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._converter import decode
+from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -92,7 +93,7 @@ class AsyncAccountResource:
     def __repr__(self) -> str:
         return "<AsyncAccountResource /v1/account>"
 
-    async def get(self) -> Account:
+    async def get(self, *, request_options: RequestOptions | None = None) -> Account:
         """The credit balance, tier and subscription of the account that owns the API key.
 
         Example:
@@ -100,9 +101,19 @@ class AsyncAccountResource:
             account = await client.v1.account.get()
             print(account.credits, account.tier)
             ```
+
+        Args:
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        data = await self._client._transport.request("GET", "/v1/account")
+        sent = resolve("/v1/account", request_options)
+        data = await self._client._transport.request(
+            "GET", sent.path, headers=sent.headers, timeout=sent.timeout
+        )
         return decode(data, Account)
+
+    async def list(self, *, request_options: RequestOptions | None = None) -> Account:
+        """The official SDK's name for :meth:`get` (the account is one object, not a list)."""
+        return await self.get(request_options=request_options)
 
 
 # Decoding resolves annotations by name; do it while this module is still their home.

@@ -15,6 +15,7 @@ import attrs
 from .._converter import decode
 from .._exceptions import ConfigurationError
 from .._models import AudioProject, ImageProject, Project, VideoProject
+from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -96,18 +97,31 @@ class AsyncProjects(Generic[P]):
     def _path(self, id: str) -> str:
         return f"/v1/{self._kind}-projects/{encode_id(id)}"
 
-    async def get(self, *, id: str) -> P:
+    async def get(self, *, id: str, request_options: RequestOptions | None = None) -> P:
         """Fetch a project's current state.
 
         Example:
             ``project = await client.v1.video_projects.get(id="cuid")``
+
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        data = await self._client._transport.request("GET", self._path(id))
+        sent = resolve(self._path(id), request_options)
+        data = await self._client._transport.request(
+            "GET", sent.path, headers=sent.headers, timeout=sent.timeout
+        )
         return decode(data, self._model)
 
-    async def delete(self, *, id: str) -> None:
-        """Permanently delete a project's outputs (204). Not reversible."""
-        await self._client._transport.request("DELETE", self._path(id))
+    async def delete(self, *, id: str, request_options: RequestOptions | None = None) -> None:
+        """Permanently delete a project's outputs (204). Not reversible.
+
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
+        """
+        sent = resolve(self._path(id), request_options)
+        await self._client._transport.request("DELETE", sent.path, headers=sent.headers, timeout=sent.timeout)
 
     async def wait(self, *, id: str, timeout: float | None = None) -> P:
         """Wait until the project is ``complete``, ``error`` or ``canceled`` and return it.

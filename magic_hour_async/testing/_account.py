@@ -47,7 +47,7 @@ def invalid_request(text: str) -> web.Response:
 async def get_account(request: web.Request) -> web.StreamResponse:
     """``GET /v1/account``: the emulator's account, with its live credit balance."""
     state = request.app[STATE_KEY]
-    period_end = state.wall() + 30 * 86_400
+    period_end = (int(state.wall()) // 86_400 + 30) * 86_400  # a whole day: stable within a test
     return web.json_response(
         {
             "id": "emulator-" + hashlib.sha256(f"account:{state.seed}".encode()).hexdigest()[:16],
