@@ -204,3 +204,42 @@ async def test_async_chained_form_works(emu: Emulator) -> None:
     account = await v1.account.get()
     assert account.credits > 0
     await asyncio.sleep(0)
+
+
+# -- import paths, environments, model_dump ----------------------------------------------------------------
+
+
+def test_the_official_import_paths_exist() -> None:
+    from magic_hour_async.environment import Environment
+    from magic_hour_async.types import models, params
+
+    assert Environment is mh.Environment
+    assert Environment.ENVIRONMENT is Environment.PRODUCTION
+    assert Environment.MOCK_SERVER.value.startswith("https://")
+    assert models.V1VideoProjectsGetResponse is mh.VideoProject
+    assert models.V1AccountListResponse.__name__ == "Account"
+    body: params.V1AiImageGeneratorCreateBody = {"image_count": 1, "style": {"prompt": "a fox"}}
+    assets: params.V1FaceSwapGenerateBodyAssets = {"video_source": "file", "video_file_path": "clip.mp4"}
+    assert body["style"]["prompt"] == "a fox" and assets["video_source"] == "file"
+
+
+def test_mock_server_environment_sets_the_base_url() -> None:
+    client = mh.AsyncClient(token=TOKEN, environment=mh.Environment.MOCK_SERVER)
+    assert client.base_url == mh.Environment.MOCK_SERVER.value
+
+
+@pytest.mark.asyncio
+async def test_model_dump_gives_the_wire_format(emu: Emulator) -> None:
+    project_id = emu.create_project("video", status="complete")
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url) as client:
+        project = await client.v1.video_projects.get(id=project_id)
+        account = await client.v1.account.get()
+    wire = emu.project(project_id)
+    dumped = project.model_dump()
+    assert dumped["status"] == "complete" and type(dumped["status"]) is str
+    assert project.created_at is not None and dumped["created_at"] == project.created_at.isoformat()
+    assert dumped["downloads"][0]["url"].split("?")[0] == wire["downloads"][0]["url"].split("?")[0]
+    assert dumped["download"] == dumped["downloads"][0]
+    assert dumped["total_frame_cost"] == project.total_frame_cost
+    assert json.loads(project.model_dump_json()) == dumped
+    assert json.loads(account.model_dump_json(indent=2))["subscription"]["price"]["amount"] == 4900

@@ -8,7 +8,7 @@ from typing import TypedDict
 
 import attrs
 
-from .._models import CreateResponse
+from .._models import CreateResponse, WireModel
 from .._request_options import RequestOptions
 from .._resources.create import AsyncResource
 
@@ -66,7 +66,7 @@ class FaceDetectionBodyDict(_FaceDetectionBodyDictRequired, total=False):
 
 
 @attrs.frozen(kw_only=True)
-class FaceDetectionFace:
+class FaceDetectionFace(WireModel):
     """An item of ``faces`` in the answer to ``GET /v1/face-detection/{id}``.
 
     Attributes:
@@ -79,7 +79,7 @@ class FaceDetectionFace:
 
 
 @attrs.frozen(kw_only=True)
-class FaceDetectionDetails:
+class FaceDetectionDetails(WireModel):
     """The answer to ``GET /v1/face-detection/{id}``; ``status`` compares equal to its string.
 
     Attributes:

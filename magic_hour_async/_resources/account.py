@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._converter import decode
+from .._models import WireModel
 from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class SubscriptionPrice:
+class SubscriptionPrice(WireModel):
     """The price per billing interval, in the currency's smallest unit (``4900`` ``"usd"`` is $49.00)."""
 
     amount: int
@@ -35,7 +36,7 @@ class SubscriptionPrice:
 
 
 @attrs.frozen(kw_only=True)
-class SubscriptionDiscount:
+class SubscriptionDiscount(WireModel):
     """A discount on the price: a percentage or a fixed amount (the other one is ``None``)."""
 
     percent_off: float | None = None
@@ -43,7 +44,7 @@ class SubscriptionDiscount:
 
 
 @attrs.frozen(kw_only=True)
-class AccountSubscription:
+class AccountSubscription(WireModel):
     """The account's subscription plan.
 
     Attributes:
@@ -66,7 +67,7 @@ class AccountSubscription:
 
 
 @attrs.frozen(kw_only=True)
-class Account:
+class Account(WireModel):
     """The account that owns the API key (``GET /v1/account``).
 
     Attributes:

@@ -17,6 +17,7 @@ import attrs
 
 from .._converter import decode
 from .._exceptions import ConfigurationError
+from .._models import WireModel
 from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ MAX_LIMIT = 100
 
 
 @attrs.frozen(kw_only=True)
-class SavedItemAsset:
+class SavedItemAsset(WireModel):
     """One file of a saved item.
 
     Attributes:
@@ -51,7 +52,7 @@ class SavedItemAsset:
 
 
 @attrs.frozen(kw_only=True)
-class SavedItem:
+class SavedItem(WireModel):
     """A saved item: its ``type`` (open string), the name given to it, and its assets."""
 
     id: str
@@ -61,7 +62,7 @@ class SavedItem:
 
 
 @attrs.frozen(kw_only=True)
-class SavedItemsPage:
+class SavedItemsPage(WireModel):
     """One page of ``GET /v1/saved-items``; ``next_cursor`` fetches the next one (``None`` on the last)."""
 
     items: tuple[SavedItem, ...]
