@@ -7,7 +7,7 @@ import asyncio
 import platform
 import sys
 
-from benchmarks import bench_download, bench_get, bench_scheduler
+from benchmarks import bench_download, bench_get, bench_import, bench_scheduler
 
 
 def main() -> None:
@@ -29,6 +29,8 @@ def main() -> None:
         elif name == "many":
             n, rounds = (2000, 1) if args.quick else (10_000, 3)
             print(asyncio.run(bench_scheduler.measure_many(n, rounds)))
+        elif name == "import":
+            print(bench_import.measure(3 if args.quick else 9))
         elif name == "download":
             size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
             print(bench_download.measure(size, rounds))

@@ -9,6 +9,9 @@ Example:
     ```
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncClient
 from ._exceptions import (
     APIConnectionError,
@@ -36,20 +39,8 @@ from ._exceptions import (
     WebhookVerificationError,
 )
 from ._http._config import Environment, Timeout
-from ._models import (
-    AudioProject,
-    CreateResponse,
-    Download,
-    ImageProject,
-    Project,
-    ProjectError,
-    ProjectStatus,
-    VideoProject,
-)
 from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, SchedulerStats
-from ._sync import Client
-from ._transfers._parts import TransferProgress
 from ._version import __version__
 
 __all__ = [
@@ -96,12 +87,61 @@ __all__ = [
 ]
 
 
-def _rehome() -> None:
+#: Public names loaded on first access (PEP 562): the blocking facade starts no thread and costs nothing
+#: until ``Client`` is used, and ``import magic_hour_async`` stays as cheap as the async client needs.
+_LAZY = {
+    "Client": "._sync",
+    "TransferProgress": "._transfers._parts",
+    **dict.fromkeys(
+        [
+            "AudioProject",
+            "CreateResponse",
+            "Download",
+            "ImageProject",
+            "Project",
+            "ProjectError",
+            "ProjectStatus",
+            "VideoProject",
+        ],
+        "._models",
+    ),
+}
+
+if TYPE_CHECKING:
+    from ._models import (
+        AudioProject,
+        CreateResponse,
+        Download,
+        ImageProject,
+        Project,
+        ProjectError,
+        ProjectStatus,
+        VideoProject,
+    )
+    from ._sync import Client
+    from ._transfers._parts import TransferProgress
+
+
+def _rehome(obj: object) -> None:
     """Public classes report the package as their home, so reprs, docs and pickles say magic_hour_async.X."""
-    for name in __all__:
-        obj = globals()[name]
-        if isinstance(obj, type):
-            obj.__module__ = __name__
+    if isinstance(obj, type):
+        obj.__module__ = __name__
 
 
-_rehome()
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    _rehome(value)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _rehome(globals()[_name])

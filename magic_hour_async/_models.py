@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from ._exceptions import RenderError
+from ._resources._polled import TERMINAL_STATUSES
 
 __all__ = [
     "AudioProject",
@@ -85,7 +86,6 @@ class WireModel:
         return json.dumps(self.model_dump(), indent=indent, ensure_ascii=False)
 
 
-TERMINAL_STATUSES = frozenset({"complete", "error", "canceled"})
 _FAILED_STATUSES = frozenset({"error", "canceled"})
 
 
@@ -188,5 +188,9 @@ class CreateResponse(WireModel):
 
 # Resolve the string annotations now, while this module is their home: the package re-homes public classes
 # (``__module__ = "magic_hour_async"``), after which cattrs could not find ``datetime`` by name.
-for _cls in (Download, ProjectError, Project, VideoProject, ImageProject, AudioProject, CreateResponse):
+_PUBLIC = (Download, ProjectError, Project, VideoProject, ImageProject, AudioProject, CreateResponse)
+for _cls in _PUBLIC:
     attrs.resolve_types(_cls)
+# Then the public home, whether or not the package attribute was read first (it loads this module lazily).
+for _home in (*_PUBLIC, ProjectStatus, WireModel):
+    _home.__module__ = "magic_hour_async"

@@ -10,10 +10,8 @@ once, before anything is sent, and turns it into what the transport takes; an un
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 from urllib.parse import urlencode
-
-import attrs
 
 from ._exceptions import ConfigurationError
 
@@ -31,8 +29,7 @@ class RequestOptions(TypedDict, total=False):
     additional_params: Mapping[str, Any]
 
 
-@attrs.frozen
-class Sent:
+class Sent(NamedTuple):
     """What a call's options change: the path (with any extra query), extra headers, the total timeout."""
 
     path: str

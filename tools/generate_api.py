@@ -714,27 +714,71 @@ def render_resource(resource: Resource) -> str:
 
 
 def render_init(resources: list[Resource]) -> str:
+    """``_generated/__init__.py``: ``AsyncV1Generated``, whose resources load on first attribute access.
+
+    The openai-python pattern: each resource is a ``cached_property`` that imports its module, so importing
+    the package and building a client loads none of the ~30 tool modules. Module-level ``__getattr__`` gives
+    the same laziness to ``from magic_hour_async._generated import AsyncFaceSwap``.
+    """
     lines = [
         HEADER,
-        '"""The generated tool resources, attached to ``client.v1`` by ``AsyncV1Generated``."""',
+        '"""The generated tool resources, attached to ``client.v1`` by ``AsyncV1Generated``.',
+        "",
+        "Each resource's module is imported when the resource is first used (``client.v1.face_swap``), so",
+        "``import magic_hour_async`` and ``AsyncClient()`` load none of them.",
+        '"""',
         "",
         "from __future__ import annotations",
         "",
-        "from typing import TYPE_CHECKING",
+        "import importlib",
+        "from functools import cached_property",
+        "from typing import TYPE_CHECKING, Any",
         "",
+        "if TYPE_CHECKING:",
+        "    from .._client import AsyncClient",
     ]
     for r in resources:
-        lines.append(f"from .{r.attr} import {r.cls}")
-    lines += ["", "if TYPE_CHECKING:", "    from .._client import AsyncClient", ""]
-    lines += _wrap(
-        "__all__ = [", [json.dumps(n) for n in sorted(["AsyncV1Generated", *(r.cls for r in resources)])], "]"
-    )
+        lines.append(f"    from .{r.attr} import {r.cls}")
+    lines += [
+        "",
+        *_wrap(
+            "__all__ = [",
+            [json.dumps(n) for n in sorted(["AsyncV1Generated", *(r.cls for r in resources)])],
+            "]",
+        ),
+    ]
+    lines += [
+        "",
+        "#: The attribute of every generated resource on ``client.v1`` (reading one loads its module).",
+    ]
+    lines += _wrap("RESOURCES = (", [json.dumps(r.attr) for r in resources], ")")
+    lines += ["", "#: Where each resource class lives, for ``__getattr__``."]
+    lines += _wrap("_MODULES = {", [f"{json.dumps(r.cls)}: {json.dumps(r.attr)}" for r in resources], "}")
+    lines += [
+        "",
+        "",
+        "def __getattr__(name: str) -> Any:",
+        "    module = _MODULES.get(name)",
+        "    if module is None:",
+        '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+        '    return getattr(importlib.import_module(f".{module}", __name__), name)',
+    ]
     lines += ["", "", "class AsyncV1Generated:"]
     lines += _docstring(
-        ["One resource per tool of ``/v1``: ``create`` and, for renders, ``generate``."], "    "
+        ["One resource per tool of ``/v1``, each built (and its module loaded) on first use."],
+        "    ",
     )
-    lines += ["", "    def __init__(self, client: AsyncClient) -> None:"]
-    lines += [f"        self.{r.attr} = {r.cls}(client)" for r in resources]
+    lines += ["", "    def __init__(self, client: AsyncClient) -> None:", "        self._client = client"]
+    for r in resources:
+        lines += [
+            "",
+            "    @cached_property",
+            f"    def {r.attr}(self) -> {r.cls}:",
+            f'        """``{r.path}``."""',
+            f"        from .{r.attr} import {r.cls}",
+            "",
+            f"        return {r.cls}(self._client)",
+        ]
     return "\n".join(lines) + "\n"
 
 

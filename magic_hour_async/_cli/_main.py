@@ -35,6 +35,7 @@ from .._exceptions import (
     PermissionDeniedError,
     WaitTimeoutError,
 )
+from .._generated import RESOURCES
 from .._models import CreateResponse, Project
 from .._resources.create import AsyncCreateResource
 from .._resources.projects import AsyncProjects, save_outputs
@@ -120,9 +121,10 @@ async def cmd_download(client: AsyncClient, args: argparse.Namespace, progress: 
 
 def _tools(client: AsyncClient) -> dict[str, AsyncCreateResource[Any]]:
     """Every create resource on ``client.v1``, by CLI name (``ai-image-generator``)."""
+    resources = {name: getattr(client.v1, name) for name in RESOURCES}  # loads every tool module
     return {
         name.replace("_", "-"): resource
-        for name, resource in vars(client.v1).items()
+        for name, resource in resources.items()
         if isinstance(resource, AsyncCreateResource)
     }
 

@@ -28,7 +28,8 @@ import attrs
 from .._converter import decode
 from .._models import CreateResponse, Download, ImageProject, Project
 from .._request_options import RequestOptions, resolve
-from .projects import AsyncProjects, encode_id, register_polled, save_outputs
+from ._polled import encode_id, register_polled
+from .projects import AsyncProjects, save_outputs
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import attrs
 
@@ -16,22 +15,16 @@ from .._converter import decode
 from .._exceptions import ConfigurationError
 from .._models import AudioProject, ImageProject, Project, VideoProject
 from .._request_options import RequestOptions, resolve
+from ._polled import encode_id
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
-    from .._http._transport import Transport
     from .._transfers._parts import ProgressCallback
 
 P = TypeVar("P", bound=Project)
 
+
 MODELS: dict[str, type[Project]] = {"video": VideoProject, "image": ImageProject, "audio": AudioProject}
-
-
-def encode_id(value: str) -> str:
-    """URL-encode a path parameter so ``id="a/b"`` can never reach another route."""
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"id must be a non-empty string, not {value!r}")
-    return quote(value, safe="")
 
 
 async def save_outputs(
@@ -57,29 +50,6 @@ def _checked(ids: Iterable[str]) -> list[str]:
     for id in listed:
         encode_id(id)
     return listed
-
-
-#: Other jobs the scheduler can poll, by their resource path (``/v1/face-detection``): the model of
-#: ``GET {path}/{id}``. Registered by the resources that wait on them.
-POLLED_PATHS: dict[str, type[Any]] = {}
-
-
-def register_polled(path: str, model: type[Any]) -> None:
-    POLLED_PATHS.setdefault(path, model)
-
-
-async def fetch_project(transport: Transport, kind: str, id: str, *, max_retries: int | None = None) -> Any:
-    """One poll, decoded (the scheduler's fetch).
-
-    ``GET /v1/{kind}-projects/{id}`` for the three project kinds, ``GET {kind}/{id}`` for a registered job
-    path such as ``/v1/face-detection``.
-    """
-    if kind in MODELS:
-        path, model = f"/v1/{kind}-projects/{encode_id(id)}", MODELS[kind]
-    else:
-        path, model = f"{kind}/{encode_id(id)}", POLLED_PATHS[kind]
-    data = await transport.request("GET", path, max_retries=max_retries)
-    return decode(data, model)
 
 
 class AsyncProjects(Generic[P]):
