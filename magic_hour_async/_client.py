@@ -6,6 +6,7 @@ import functools
 import os
 import pathlib
 import types
+import warnings
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -105,6 +106,7 @@ class AsyncClient:
         session: an ``aiohttp.ClientSession`` you own; the client uses it and never closes it.
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
     """
 
     def __init__(
@@ -118,7 +120,15 @@ class AsyncClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        httpx_client: object = None,
     ) -> None:
+        if httpx_client is not None:
+            warnings.warn(
+                "httpx_client is ignored: this SDK sends requests with aiohttp; use timeout= "
+                "(and session= on AsyncClient) instead",
+                UserWarning,
+                stacklevel=2,
+            )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a non-negative integer, not {max_retries!r}")
         self._transport = Transport(

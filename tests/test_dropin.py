@@ -200,10 +200,10 @@ def test_a_resource_outlives_the_name_of_its_client(emu: Emulator) -> None:
 @pytest.mark.asyncio
 async def test_async_chained_form_works(emu: Emulator) -> None:
     v1 = mh.AsyncClient(token=emu.token, base_url=emu.url).v1
-    gc.collect()
+    gc.collect()  # nothing names the client any more: v1 keeps it alive
     account = await v1.account.get()
     assert account.credits > 0
-    await asyncio.sleep(0)
+    await v1._client.close()  # what the official samples never do; closing is the caller's job here too
 
 
 # -- import paths, environments, model_dump ----------------------------------------------------------------
@@ -243,3 +243,14 @@ async def test_model_dump_gives_the_wire_format(emu: Emulator) -> None:
     assert dumped["total_frame_cost"] == project.total_frame_cost
     assert json.loads(project.model_dump_json()) == dumped
     assert json.loads(account.model_dump_json(indent=2))["subscription"]["price"]["amount"] == 4900
+
+
+def test_an_httpx_client_is_accepted_and_ignored_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="httpx_client is ignored"):
+        client = mh.AsyncClient(token=TOKEN, httpx_client=object())
+    assert client.base_url == mh.Environment.PRODUCTION.value
+    with (
+        pytest.warns(UserWarning, match="httpx_client is ignored"),
+        mh.Client(token=TOKEN, httpx_client=object()) as blocking,
+    ):
+        assert blocking.base_url == mh.Environment.PRODUCTION.value

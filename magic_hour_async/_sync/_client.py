@@ -104,6 +104,7 @@ class Client(BlockingClient[AsyncClient]):
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
 
     Each call runs on this client's own event loop in a background thread and blocks until it
     finishes; Ctrl-C cancels it. ``close()`` (or leaving the ``with`` block) stops the thread.
@@ -119,6 +120,7 @@ class Client(BlockingClient[AsyncClient]):
         max_retries: int = 2,
         poll: PollPolicy | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        httpx_client: object = None,
     ) -> None:
         super().__init__(
             AsyncClient,
@@ -129,6 +131,7 @@ class Client(BlockingClient[AsyncClient]):
             max_retries=max_retries,
             poll=poll,
             on_poll_event=on_poll_event,
+            httpx_client=httpx_client,
         )
         self._async_client = self._wrapped
         self.v1 = V1(self._async_client.v1, self._portal)
