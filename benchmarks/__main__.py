@@ -8,7 +8,7 @@ import math
 import platform
 import sys
 
-from benchmarks import bench_download, bench_get, bench_ratelimit, bench_scheduler
+from benchmarks import bench_download, bench_get, bench_import, bench_ratelimit, bench_scheduler
 
 
 def main() -> None:
@@ -43,6 +43,8 @@ def main() -> None:
         elif name == "budget":
             cases = [(10.0, 30.0), (100.0, 60.0), (math.inf, 10.0)]
             print(asyncio.run(bench_ratelimit.measure_budget(1000, cases[:1] if args.quick else cases)))
+        elif name == "import":
+            print(bench_import.measure(3 if args.quick else 9))
         elif name == "download":
             size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
             print(bench_download.measure(size, rounds))

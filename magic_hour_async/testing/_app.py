@@ -15,7 +15,7 @@ import hmac
 
 from aiohttp import web
 
-from . import _api, _transfers
+from . import _account, _api, _transfers
 from ._api import Handler, message
 from ._counters import Counters
 from ._faults import DROPPED_KEY, FAULT_KEY, Faults, drop_connection
@@ -107,5 +107,6 @@ def build_app(state: State, faults: Faults, counters: Counters) -> web.Applicati
     app[FAULTS_KEY] = faults
     app[COUNTERS_KEY] = counters
     _api.add_routes(app)
+    _account.add_routes(app)
     _transfers.add_routes(app)
     return app

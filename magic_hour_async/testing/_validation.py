@@ -83,6 +83,9 @@ def _check_type(annotation: Any, value: object, where: str) -> str | None:
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
         options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if str in options and any(typing.get_origin(arg) is Literal for arg in options):
+            # ``Literal[...] | str``: a long enum left open for typed callers; the spec lists the values.
+            options.remove(str)
         problems = [_check_type(option, value, where) for option in options]
         return None if any(p is None for p in problems) else problems[0]
     if origin is Literal:
