@@ -34,6 +34,8 @@ from .._exceptions import (
     ResponseDecodeError,
     status_error,
 )
+from .._hooks import Hooks, route_template
+from ..events import RequestFailed, RequestSent, ResponseReceived, RetryScheduled
 from ._config import Timeout, user_agent
 from ._retry import Backoff, parse_retry_after
 
@@ -81,8 +83,10 @@ class Transport:
         backoff: Backoff | None = None,
         sleep: Sleep | None = None,
         rand: Callable[[], float] = random.random,
+        hooks: Hooks | None = None,
     ) -> None:
         self.base_url = base_url
+        self.hooks = hooks if hooks is not None else Hooks()
         self._token = token
         self._timeout = timeout.to_aiohttp()
         self.max_retries = max_retries
@@ -142,7 +146,7 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return await self._send(method, url, json_body)
+                return await self._send(method, url, path, json_body, attempt)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 error: MagicHourError = map_exception(exc, self._token)
                 retryable = not paid or _sent_nothing(exc)
@@ -158,21 +162,69 @@ class Transport:
                 raise error from None
             delay = hinted if hinted is not None else self.backoff.delay(attempt, self._rand())
             logger.debug("%s %s: %s; retry %d in %.2fs", method, redact_url(url), error, attempt + 1, delay)
+            if self.hooks:
+                route = route_template(path)
+                self.hooks.emit(
+                    RetryScheduled(method=method, route=route, attempt=attempt + 1, error=error, delay=delay)
+                )
             attempt += 1
             await self._sleep(delay)
 
-    async def _send(self, method: str, url: str, json_body: Any) -> Any:
+    async def _send(self, method: str, url: str, path: str, json_body: Any, attempt: int) -> Any:
         session = self.session()
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
         headers = self._headers
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
+        hooks = self.hooks
+        request_id, route = 0, ""
+        if hooks:  # no event objects are built for a client without hooks
+            request_id = hooks.request_id()
+            route = route_template(path)
+            sent = RequestSent(
+                request_id=request_id,
+                method=method,
+                url=redact_url(url),
+                route=route,
+                path=path,
+                attempt=attempt,
+            )
+            hooks.emit(sent)
+            if hooks.injects:
+                headers = {**headers}
+                hooks.inject(request_id, headers)
         started = time.perf_counter()
-        async with session.request(
-            method, url, data=data, headers=headers, timeout=self._timeout
-        ) as response:
-            raw = await response.read()
-            status = response.status
+        try:
+            async with session.request(
+                method, url, data=data, headers=headers, timeout=self._timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            if hooks:
+                hooks.emit(
+                    RequestFailed(
+                        request_id=request_id,
+                        method=method,
+                        route=route,
+                        error=map_exception(exc, self._token),
+                        elapsed=time.perf_counter() - started,
+                        attempt=attempt,
+                    )
+                )
+            raise
+        if hooks:
+            elapsed = time.perf_counter() - started
+            hooks.emit(
+                ResponseReceived(
+                    request_id=request_id,
+                    method=method,
+                    route=route,
+                    status=status,
+                    elapsed=elapsed,
+                    attempt=attempt,
+                )
+            )
         if logger.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             logger.debug("%s %s -> %d in %.1f ms", method, redact_url(url), status, elapsed)

@@ -23,6 +23,7 @@ import attrs
 
 from .._converter import decode
 from .._models import CreateResponse, Project
+from ..events import RenderCreated
 from .projects import AsyncProjects, encode_id, register_polled, save_outputs
 
 if TYPE_CHECKING:
@@ -105,7 +106,13 @@ class AsyncResource:
     async def _create(self, body: object) -> CreateResponse:
         """``POST`` the body; creating a job costs credits, so the transport retries only when safe."""
         data = await self._client._transport.request("POST", self._path, json_body=to_wire(body), paid=True)
-        return decode(data, CreateResponse)
+        created = decode(data, CreateResponse)
+        hooks = self._client._hooks
+        if hooks:
+            self._client._timeline.created(created.id)
+            tool = self._path.removeprefix("/v1/")
+            hooks.emit(RenderCreated(tool=tool, project_id=created.id, credits=created.credits_charged))
+        return created
 
     async def _get(self, id: str, model: type[T]) -> T:
         data = await self._client._transport.request("GET", f"{self._path}/{encode_id(id)}")

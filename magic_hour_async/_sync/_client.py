@@ -21,6 +21,7 @@ from .._polling._policy import PollPolicy
 from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
 from .._transfers._parts import ProgressCallback
+from ..events import Hook
 from ._generated import V1Generated
 from ._resources.files import Files
 from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
@@ -58,6 +59,8 @@ class Client(BlockingClient[AsyncClient]):
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        hooks: functions or coroutine functions receiving every lifecycle event (:mod:`.events`): requests,
+            retries, renders created, polled and finished, transfers. See :meth:`add_hook`.
 
     Each call runs on this client's own event loop in a background thread and blocks until it
     finishes; Ctrl-C cancels it. ``close()`` (or leaving the ``with`` block) stops the thread.
@@ -73,6 +76,7 @@ class Client(BlockingClient[AsyncClient]):
         max_retries: int = 2,
         poll: PollPolicy | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
     ) -> None:
         super().__init__(
             AsyncClient,
@@ -83,6 +87,7 @@ class Client(BlockingClient[AsyncClient]):
             max_retries=max_retries,
             poll=poll,
             on_poll_event=on_poll_event,
+            hooks=hooks,
         )
         self._async_client = self._wrapped
         self.v1 = V1(self._async_client.v1, self._portal)
@@ -106,6 +111,14 @@ class Client(BlockingClient[AsyncClient]):
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._async_client.closed
+
+    def add_hook(self, hook: Hook) -> None:
+        """Send every lifecycle event (:mod:`magic_hour_async.events`) to ``hook`` from now on.
+
+        ``hook`` is a function (called inline: it must not block) or a coroutine function (run as a task).
+        A hook that raises is logged once and never breaks the call that emitted the event.
+        """
+        self._async_client.add_hook(hook)
 
     def download_outputs(
         self,
