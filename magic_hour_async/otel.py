@@ -11,8 +11,8 @@ client that is not instrumented pays nothing. What it records:
 - a span per render wait, ``magic_hour.render {tool or kind}``, from the create (or the first poll) to the
   terminal status, with ``magic_hour.project.id``, ``magic_hour.tool``, ``magic_hour.render.status`` and
   ``magic_hour.credits_charged``; every poll request's span links to it;
-- metrics: ``http.client.request.duration`` (s), ``magic_hour.client.requests`` (by method, route
-  and status), ``magic_hour.client.retries``, ``magic_hour.client.rate_limited`` (429s),
+- metrics: ``http.client.request.duration`` (s; its count by method, route and status is the number of
+  requests), ``magic_hour.client.retries``, ``magic_hour.client.rate_limited`` (429s),
   ``magic_hour.renders`` (by kind and final status), ``magic_hour.credits_charged`` and
   ``magic_hour.render.wait.duration`` (s).
 
@@ -72,7 +72,7 @@ def instrument(
         meter_provider: where metrics go; the global provider when None.
         propagate: send the current trace context to the API in a ``traceparent`` header.
     """
-    hooks = client._hooks
+    hooks = getattr(client, "_async_client", client)._hooks  # a blocking Client wraps an AsyncClient
     recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider)
     hooks.add(recorder)
     if propagate:
@@ -89,9 +89,6 @@ class _Recorder:
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
             "http.client.request.duration", unit="s", description="Duration of HTTP client requests."
-        )
-        self._requests = meter.create_counter(
-            "magic_hour.client.requests", unit="{request}", description="API requests by status."
         )
         self._retries = meter.create_counter(
             "magic_hour.client.retries", unit="{retry}", description="Requests and polls tried again."
@@ -167,8 +164,7 @@ class _Recorder:
                 span.set_attribute("error.type", str(event.status))
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
-        self._duration.record(event.elapsed, attributes)
-        self._requests.add(1, attributes)
+        self._duration.record(event.elapsed, attributes)  # its count by status is "requests by status"
         if event.status == 429:
             self._rate_limited.add(1, {"url.template": event.route})
 
