@@ -122,7 +122,8 @@ async def test_a_retried_get_has_two_spans_and_counts_the_retry(
     assert dict(failed.attributes or {})["error.type"] == "503"
     assert dict(ok.attributes or {})["http.request.resend_count"] == 1
     assert [value for _, value in telemetry.points("magic_hour.client.retries")] == [1]
-    statuses = {a["http.response.status_code"]: v for a, v in telemetry.points("http.client.request.duration")}
+    points = telemetry.points("http.client.request.duration")
+    statuses = {a["http.response.status_code"]: v for a, v in points}
     assert statuses == {503: 1, 200: 1}
 
 
