@@ -270,7 +270,10 @@ class AsyncClient:
         """
         from ._transfers._downloads import download_outputs  # here: a client that never downloads skips it
 
-        return await download_outputs(self, project, directory, overwrite=overwrite, on_progress=on_progress)
+        report = self._hooks.transfers("download", on_progress)
+        paths = await download_outputs(self, project, directory, overwrite=overwrite, on_progress=report)
+        self._hooks.saved(paths)
+        return paths
 
     def accept_webhook_event(self, event: WebhookEvent) -> None:
         """Resolve waits on a webhook event's project now, instead of at its next poll.

@@ -16,9 +16,11 @@ import inspect
 import logging
 import re
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import Any, Literal
 
 from ._exceptions import ConfigurationError
-from .events import Event, Hook
+from .events import Event, Hook, TransferCompleted, TransferProgressed
 
 logger = logging.getLogger("magic_hour_async.hooks")
 
@@ -96,6 +98,33 @@ class Hooks:
                 continue
             if inspect.isawaitable(result):
                 self._spawn(hook, result)
+
+    def transfers(
+        self, direction: Literal["download", "upload"], on_progress: Callable[[Any], None] | None
+    ) -> Callable[[Any], None] | None:
+        """``on_progress`` for a transfer, also reporting :class:`~.events.TransferProgressed` to the hooks.
+
+        Uploads always know their size, so their :class:`~.events.TransferCompleted` is sent here when the
+        last byte went out; downloads send theirs once the file is saved (:meth:`saved`).
+        """
+        if not self._hooks:
+            return on_progress
+
+        def report(progress: Any) -> None:
+            done, total = progress.bytes_done, progress.bytes_total
+            self.emit(TransferProgressed(direction=direction, path=progress.name, done=done, total=total))
+            if direction == "upload" and total is not None and done == total:
+                self.emit(TransferCompleted(direction=direction, path=progress.name, size=total))
+            if on_progress is not None:
+                on_progress(progress)
+
+        return report
+
+    def saved(self, paths: list[Path]) -> None:
+        """Report downloaded files (their size from the file system: the server may not have sent one)."""
+        if self._hooks:
+            for path in paths:
+                self.emit(TransferCompleted(direction="download", path=str(path), size=path.stat().st_size))
 
     async def aclose(self) -> None:
         """Wait for coroutine hooks still running (the client is closing)."""

@@ -14,7 +14,9 @@ client that is not instrumented pays nothing. What it records:
 - metrics: ``http.client.request.duration`` (s; its count by method, route and status is the number of
   requests), ``magic_hour.client.retries``, ``magic_hour.client.rate_limited`` (429s),
   ``magic_hour.renders`` (by kind and final status), ``magic_hour.credits_charged`` and
-  ``magic_hour.render.wait.duration`` (s).
+  ``magic_hour.render.wait.duration`` (s), ``magic_hour.transfer.bytes``;
+- a span per downloaded or uploaded file (``magic_hour.download``, ``magic_hour.upload``) with its name
+  and size.
 
 Trace context goes to the API (a W3C ``traceparent`` header on each request) only with ``propagate=True``.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +53,8 @@ from .events import (
     RequestSent,
     ResponseReceived,
     RetryScheduled,
+    TransferCompleted,
+    TransferProgressed,
 )
 
 __all__ = ["instrument"]
@@ -107,6 +112,10 @@ class _Recorder:
         )
         self._requests_open: dict[int, Span] = {}
         self._renders_open: dict[str, tuple[Span, float]] = {}
+        self._transfers_open: dict[tuple[str, str], Span] = {}
+        self._bytes = meter.create_counter(
+            "magic_hour.transfer.bytes", unit="By", description="Bytes of files downloaded or uploaded."
+        )
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RequestSent):
@@ -124,6 +133,15 @@ class _Recorder:
             span.set_attribute("magic_hour.render.status", event.status)
         elif isinstance(event, RenderFinished):
             self._render_finished(event)
+        elif isinstance(event, TransferProgressed):
+            key = (event.direction, event.path)
+            if key not in self._transfers_open:
+                name = f"magic_hour.{event.direction}"
+                self._transfers_open[key] = self._tracer.start_span(
+                    name, attributes={"magic_hour.file.name": key[1]}
+                )
+        elif isinstance(event, TransferCompleted):
+            self._transfer_completed(event)
 
     def inject(self, request_id: int, headers: MutableMapping[str, str]) -> None:
         span = self._requests_open.get(request_id)
@@ -215,3 +233,14 @@ class _Recorder:
         attributes = {"magic_hour.render.kind": event.kind, "magic_hour.render.status": event.status}
         self._renders.add(1, attributes)
         self._wait.record(time.monotonic() - started, attributes)
+
+    def _transfer_completed(self, event: TransferCompleted) -> None:
+        name = PurePath(event.path).name  # progress names the file; a saved download's event has its path
+        span = self._transfers_open.pop((event.direction, name), None)
+        if span is None:  # an identical file was kept: nothing moved, still one span for the file
+            span = self._tracer.start_span(
+                f"magic_hour.{event.direction}", attributes={"magic_hour.file.name": name}
+            )
+        span.set_attribute("magic_hour.file.size", event.size)
+        span.end()
+        self._bytes.add(event.size, {"magic_hour.transfer.direction": event.direction})

@@ -213,3 +213,24 @@ async def test_no_hooks_builds_no_events(emu: Emulator, monkeypatch: pytest.Monk
     async with mh.AsyncClient(token=emu.token, base_url=emu.url) as client:
         await client.v1.image_projects.get(id=project_id)
     assert built == []
+
+
+@pytest.mark.asyncio
+async def test_downloads_and_uploads_report_progress_and_completion(emu: Emulator, tmp_path: Path) -> None:
+    seen: list[events.Event] = []
+    progress: list[mh.TransferProgress] = []
+    project_id = emu.create_project("image", status="complete")
+    source = tmp_path / "face.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(3000))
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, hooks=[seen.append]) as client:
+        project = await client.v1.image_projects.get(id=project_id)
+        [saved] = await client.download_outputs(project, tmp_path / "out", on_progress=progress.append)
+        await client.v1.files.upload_file(source)
+    transfers = [e for e in seen if isinstance(e, (events.TransferProgressed, events.TransferCompleted))]
+    downloads = [e for e in transfers if e.direction == "download"]
+    uploads = [e for e in transfers if e.direction == "upload"]
+    assert progress  # the caller's own callback still runs
+    assert downloads[-1] == events.TransferCompleted(direction="download", path=str(saved), size=512)
+    assert [e.done for e in downloads if isinstance(e, events.TransferProgressed)][-1] == 512
+    assert uploads[-1] == events.TransferCompleted(direction="upload", path="face.png", size=3008)
+    assert isinstance(uploads[-2], events.TransferProgressed) and uploads[-2].done == 3008

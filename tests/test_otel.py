@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +210,17 @@ async def test_trace_context_reaches_the_api_only_when_asked(
     assert seen[0] is None
     assert seen[1] is not None
     assert seen[1].split("-")[2] == format(spans[1].context.span_id, "016x")
+
+
+async def test_a_download_is_a_span_with_the_file_and_its_bytes(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry, tmp_path: Path
+) -> None:
+    project_id = emu.create_project("image", status="complete")
+    project = await client.v1.image_projects.get(id=project_id)
+    [saved] = await client.download_outputs(project, tmp_path)
+    [span] = telemetry.finished("magic_hour.download")
+    assert dict(span.attributes or {}) == {"magic_hour.file.name": saved.name, "magic_hour.file.size": 256}
+    assert telemetry.points("magic_hour.transfer.bytes") == [
+        ({"magic_hour.transfer.direction": "download"}, 256)
+    ]
+    assert [s.name for s in telemetry.finished()] == ["GET /v1/image-projects/{id}", "magic_hour.download"]
