@@ -1,0 +1,330 @@
+"""``Batch.run()``: workers that move jobs from the journal through create, wait and download.
+
+Each of ``concurrency`` worker tasks loops: claim one job from the journal, carry it as far as it goes, record
+every step, claim the next. What a job needs depends on its state when claimed:
+
+- ``pending``: upload local ``assets`` files, record ``submitting`` (durable), POST the create request, record
+  the project id (``submitted``). A POST that fails after it may have reached the server (connection lost,
+  timeout, 5xx, an unreadable answer, cancellation) makes the job ``unknown``; a 4xx means the API refused and
+  the job is an ``error`` that cost nothing; a 429 the transport gave up on puts it back to ``pending``.
+- ``submitted``: wait through the client's scheduler (one poll stream per project however many workers), then
+  record ``complete``/``error``/``canceled`` with the credits charged, which settles the reservation.
+- ``complete`` and not downloaded (with a download directory): download (atomic: ``.part`` then rename),
+  record the paths.
+
+A job resumed after a crash re-enters at its recorded state, so no step that already happened is repeated and
+no create is ever sent twice. A wait or download that fails (the API unreachable for ``give_up_after``) leaves
+the job where it is for a later run; the run goes on with the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    MagicHourError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from .._models import Project
+from .._resources.create import AsyncCreateResource, to_wire
+from .._resources.projects import AsyncProjects
+from ._jobs import Job, JobState
+from ._journal import Journal
+
+if TYPE_CHECKING:
+    from .._client import AsyncClient
+
+__all__ = ["Runner", "new_worker_id"]
+
+logger = logging.getLogger("magic_hour_async.batch")
+
+_TERMINAL: dict[str, JobState] = {"complete": "complete", "error": "error", "canceled": "canceled"}
+
+
+def new_worker_id() -> str:
+    """A name for this worker, unique across machines and restarts: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def resolve_tool(client: AsyncClient, tool: str) -> AsyncCreateResource[Any]:
+    """``client.v1.<tool with underscores>``, checked to be a create endpoint."""
+    found: object = getattr(client.v1, tool.replace("-", "_"), None)
+    if not isinstance(found, AsyncCreateResource):
+        raise ConfigurationError(
+            f"unknown tool {tool!r}: use a create endpoint's path name, e.g. 'face-swap'"
+        )
+    resource: AsyncCreateResource[Any] = found
+    return resource
+
+
+def _one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
+
+
+class BalanceCeiling:
+    """The account's credit balance as a second ceiling, when the client has ``v1.account``.
+
+    The balance is read at most every ``refresh`` seconds; what this process sent since is subtracted
+    locally, so a stale balance only errs on the safe side until the next read.
+    """
+
+    def __init__(
+        self, client: AsyncClient, *, refresh: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self._account = getattr(client.v1, "account", None)
+        self._refresh = refresh
+        self._clock = clock
+        self._balance: int | None = None
+        self._read_at = -float("inf")
+        self._spent = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._account is not None
+
+    async def _read(self) -> None:
+        account = await self._account.get()  # type: ignore[union-attr]  # enabled is checked by allows()
+        credits = getattr(account, "credits", None)
+        self._balance = credits if isinstance(credits, int) else None
+        self._read_at, self._spent = self._clock(), 0
+
+    async def allows(self, cost: int) -> bool:
+        """Reserve ``cost`` against the balance; False when the account cannot pay for it."""
+        if self._account is None or cost <= 0:
+            return True
+        async with self._lock:
+            if self._clock() - self._read_at > self._refresh:
+                await self._read()
+            if self._balance is not None and cost > self._balance - self._spent:
+                await self._read()  # maybe refunds arrived
+            if self._balance is not None and cost > self._balance - self._spent:
+                return False
+            self._spent += cost
+            return True
+
+
+class Runner:
+    """One ``run()``: its workers, its results, its lease keeper."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncClient,
+        journal: Journal,
+        concurrency: int,
+        max_credits: int | None,
+        download_directory: Path | None,
+        resubmit_unknown: bool,
+        lease: float,
+        worker: str | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.concurrency = concurrency
+        self.max_credits = max_credits
+        self.directory = download_directory
+        self.resubmit_unknown = resubmit_unknown
+        self.lease = lease
+        self.worker = worker or new_worker_id()
+        self.balance = BalanceCeiling(client)
+        self._skip: set[str] = set()
+        self._results: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
+        self._changed = asyncio.Event()
+
+    def _touch(self) -> None:
+        """Wake idle workers: a reservation was settled or a job was given up."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _emit(self, job: Job) -> None:
+        self._results.put_nowait(job)
+
+    # -- the run -------------------------------------------------------------------------------------------
+    async def run(self) -> AsyncIterator[Job]:
+        await self.journal.acquire_runner()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for job in await self.journal.recover(
+                worker=self.worker, lease=self.lease, resubmit_unknown=self.resubmit_unknown
+            ):
+                yield job
+            workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+            tasks.extend(workers)
+            if self.journal.leased:
+                tasks.append(asyncio.create_task(self._keep_leases()))
+            done = asyncio.create_task(self._finish_when_done(workers))
+            tasks.append(done)
+            while True:
+                item = await self._results.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.journal.release_runner()
+
+    async def _finish_when_done(self, workers: list[asyncio.Task[None]]) -> None:
+        results = await asyncio.gather(*workers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                self._results.put_nowait(result)
+                return
+        self._results.put_nowait(None)
+
+    async def _keep_leases(self) -> None:
+        """Extend this worker's leases, and take over the rows of workers whose leases ran out."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            await self.journal.heartbeat(worker=self.worker, lease=self.lease)
+            for job in await self.journal.recover(
+                worker=self.worker, lease=self.lease, resubmit_unknown=False
+            ):
+                self._emit(job)
+            self._touch()
+
+    async def _worker(self) -> None:
+        idle = self.lease / 2 if self.journal.leased else 1.0
+        while True:
+            changed = self._changed
+            claim = await self.journal.claim(
+                worker=self.worker,
+                lease=self.lease,
+                max_credits=self.max_credits,
+                downloads=self.directory is not None,
+                skip=self._skip,
+            )
+            for job in claim.over_budget:
+                self._emit(job)
+            if claim.job is None:
+                if claim.remaining == 0:
+                    return
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), idle)
+                continue
+            await self._process(claim.job)
+
+    # -- one job -------------------------------------------------------------------------------------------
+    async def _process(self, job: Job) -> None:
+        if job.state == "pending":
+            submitted = await self._submit(job)
+            if submitted is None:
+                return
+            job = submitted
+        project: Project | None = None
+        if job.state == "submitted":
+            project = await self._wait(job)
+            if project is None:
+                return
+            job = await self.journal.finish(
+                job.key,
+                state=_TERMINAL[str(project.status)],
+                charged=project.credits_charged,
+                error=f"{project.error.code}: {project.error.message}" if project.error else None,
+            )
+            self._touch()
+        if job.state == "complete" and self.directory is not None and not job.downloaded:
+            job = await self._download(job, project)
+        self._emit(job)
+
+    async def _give_up(self, job: Job, error: BaseException, what: str) -> None:
+        logger.warning("batch job %r: %s failed, left for a later run: %s", job.key, what, _one_line(error))
+        self._skip.add(job.key)
+        await self.journal.disown(job.key)
+        self._touch()
+
+    async def _submit(self, job: Job) -> Job | None:
+        try:
+            resource = resolve_tool(self.client, job.tool)
+        except ConfigurationError as error:
+            await self._refused(job, str(error))
+            return None
+        if not await self.balance.allows(job.credits_reserved):
+            await self._refused(
+                job, "the account's credit balance cannot cover its worst case", "over_budget"
+            )
+            return None
+        try:
+            wire = await resource._upload_assets(to_wire(dict(job.body)))
+        except (MagicHourError, OSError) as error:
+            await self._refused(job, f"uploading its files failed: {_one_line(error)}")
+            return None
+        try:
+            await self.journal.to_submitting(job.key, worker=self.worker)
+        except asyncio.CancelledError:
+            await self.journal.release(job.key)  # runs after the queued write: nothing was sent
+            raise
+        try:
+            created = await resource._create(wire)
+        except RateLimitError as error:
+            await self.journal.release(job.key)
+            self._touch()
+            await asyncio.sleep(error.retry_after or 1.0)
+            return None
+        except (APIConnectionError, ServerError, ResponseDecodeError) as error:
+            self._emit(
+                await self.journal.to_unknown(
+                    job.key, error=f"the create request failed after it was sent: {_one_line(error)}"
+                )
+            )
+            return None
+        except APIStatusError as error:
+            await self._refused(job, f"the API refused the job: {_one_line(error)}")
+            return None
+        except BaseException as error:  # cancelled mid-POST, or anything unforeseen: it may have been sent
+            self._emit(
+                await self.journal.to_unknown(job.key, error=f"interrupted while sending: {_one_line(error)}")
+            )
+            raise
+        return await self.journal.to_submitted(
+            job.key, project_id=created.id, kind=resource._kind, credits=created.credits_charged
+        )
+
+    async def _refused(self, job: Job, reason: str, state: JobState = "error") -> None:
+        self._emit(await self.journal.finish(job.key, state=state, charged=0, error=reason))
+        self._touch()
+
+    def _projects(self, job: Job) -> AsyncProjects[Any]:
+        v1 = self.client.v1
+        by_kind: dict[str | None, AsyncProjects[Any]] = {
+            "video": v1.video_projects, "image": v1.image_projects, "audio": v1.audio_projects,
+        }  # fmt: skip
+        return by_kind[job.kind]
+
+    async def _wait(self, job: Job) -> Project | None:
+        assert job.project_id is not None  # submitted rows always have one
+        try:
+            project: Project = await self._projects(job).wait(id=job.project_id)
+        except MagicHourError as error:
+            await self._give_up(job, error, "waiting")
+            return None
+        return project
+
+    async def _download(self, job: Job, project: Project | None) -> Job:
+        assert self.directory is not None and job.project_id is not None
+        try:
+            fresh: Project = project or await self._projects(job).get(id=job.project_id)
+            paths = await self.client.download_outputs(fresh, self.directory)
+        except (MagicHourError, OSError) as error:
+            await self._give_up(job, error, "downloading")
+            return job
+        return await self.journal.set_downloaded(job.key, [str(path) for path in paths])
