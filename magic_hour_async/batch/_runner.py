@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import logging
 import os
 import socket
@@ -28,7 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .._exceptions import (
     APIConnectionError,
@@ -63,12 +64,28 @@ def new_worker_id() -> str:
 def resolve_tool(client: AsyncClient, tool: str) -> AsyncCreateResource[Any]:
     """``client.v1.<tool with underscores>``, checked to be a create endpoint."""
     found: object = getattr(client.v1, tool.replace("-", "_"), None)
-    if not isinstance(found, AsyncCreateResource):
+    if not _is_create_resource(found):
         raise ConfigurationError(
             f"unknown tool {tool!r}: use a create endpoint's path name, e.g. 'face-swap'"
         )
-    resource: AsyncCreateResource[Any] = found
-    return resource
+    return found
+
+
+def _is_create_resource(value: object) -> TypeGuard[AsyncCreateResource[Any]]:
+    return isinstance(value, AsyncCreateResource)
+
+
+def remove_stale_parts(directory: Path, project_id: str) -> None:
+    """Delete temporary ``.{project_id}-*.part`` files a killed process left behind.
+
+    The downloader removes its own temporary file on every failure it sees, but a process killed mid-write
+    cannot. Output names start with the project id, and only the job's owner downloads a project, so any
+    such file here belongs to a dead attempt.
+    """
+    if directory.is_dir():
+        for stale in directory.glob(f".{glob.escape(project_id)}-*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def _one_line(error: BaseException) -> str:
@@ -323,6 +340,7 @@ class Runner:
         assert self.directory is not None and job.project_id is not None
         try:
             fresh: Project = project or await self._projects(job).get(id=job.project_id)
+            await asyncio.to_thread(remove_stale_parts, self.directory, job.project_id)
             paths = await self.client.download_outputs(fresh, self.directory)
         except (MagicHourError, OSError) as error:
             await self._give_up(job, error, "downloading")
