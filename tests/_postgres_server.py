@@ -50,16 +50,16 @@ class PostgresServer:
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
-        return subprocess.run(
-            [*prefix, *command], check=check, capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run([*prefix, *command], check=check, capture_output=True, text=True, timeout=60)
 
     def start(self) -> None:
         data = self.directory / "data"
         if self._as_postgres:
             entry = pwd.getpwnam("postgres")
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
-        self._run(str(self.binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(
+            str(self.binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -80,10 +80,14 @@ class PostgresServer:
     def stop(self) -> None:
         data = self.directory / "data"
         if (data / "postmaster.pid").exists():
-            self._run(str(self.binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
+            self._run(
+                str(self.binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop", check=False
+            )
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         """A fresh database; its URL."""
-        self._run(str(self.binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        self._run(
+            str(self.binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+        )
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"

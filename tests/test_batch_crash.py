@@ -1,4 +1,4 @@
-"""Crash tests: worker processes killed with SIGKILL at random moments never lose a paid render, never pay twice.
+"""Crash tests: workers killed with SIGKILL at random moments never lose a paid render and never pay twice.
 
 The emulator serves from this process (a background thread); workers are separate processes
 (``tests/_batch_worker.py``) that add 200 jobs and run them. Each kill lands when the emulator has just

@@ -27,7 +27,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -95,44 +95,55 @@ def _one_line(error: BaseException) -> str:
 class BalanceCeiling:
     """The account's credit balance as a second ceiling, when the client has ``v1.account``.
 
-    The balance is read at most every ``refresh`` seconds; what this process sent since is subtracted
-    locally, so a stale balance only errs on the safe side until the next read.
+    The API charges a render when it is created, so a balance read is exact for every create that has
+    been answered; what this process sent since the read (``spent``) and what it allowed but has not sent
+    yet (``allowed``) are subtracted locally. A stale balance therefore only errs on the safe side, and a
+    job that does not fit triggers one fresh read (refunds may have arrived) before it is refused.
     """
 
     def __init__(
         self, client: AsyncClient, *, refresh: float = 30.0, clock: Callable[[], float] = time.monotonic
-    ):
-        self._account = getattr(client.v1, "account", None)
+    ) -> None:
+        account: object = getattr(client.v1, "account", None)
+        self._get: Callable[[], Awaitable[object]] | None = getattr(account, "get", None)
         self._refresh = refresh
         self._clock = clock
         self._balance: int | None = None
         self._read_at = -float("inf")
         self._spent = 0
+        self._allowed = 0
         self._lock = asyncio.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        return self._account is not None
-
     async def _read(self) -> None:
-        account = await self._account.get()  # type: ignore[union-attr]  # enabled is checked by allows()
-        credits = getattr(account, "credits", None)
-        self._balance = credits if isinstance(credits, int) else None
-        self._read_at, self._spent = self._clock(), 0
+        assert self._get is not None
+        spent_before = self._spent
+        credits = getattr(await self._get(), "credits", None)
+        self._balance = credits if isinstance(credits, int) and not isinstance(credits, bool) else None
+        self._read_at = self._clock()
+        self._spent -= spent_before  # those are in the balance now; later ones are not
+
+    def _fits(self, cost: int) -> bool:
+        return self._balance is None or cost <= self._balance - self._spent - self._allowed
 
     async def allows(self, cost: int) -> bool:
-        """Reserve ``cost`` against the balance; False when the account cannot pay for it."""
-        if self._account is None or cost <= 0:
+        """Hold ``cost`` against the balance; False when the account cannot pay for it."""
+        if self._get is None or cost <= 0:
             return True
         async with self._lock:
             if self._clock() - self._read_at > self._refresh:
                 await self._read()
-            if self._balance is not None and cost > self._balance - self._spent:
-                await self._read()  # maybe refunds arrived
-            if self._balance is not None and cost > self._balance - self._spent:
+            if not self._fits(cost):
+                await self._read()
+            if not self._fits(cost):
                 return False
-            self._spent += cost
+            self._allowed += cost
             return True
+
+    def sent(self, cost: int) -> None:
+        """The create POST for a job allowed with ``cost`` is over (whatever its outcome)."""
+        if self._get is not None and cost > 0:
+            self._allowed -= cost
+            self._spent += cost
 
 
 class Runner:
@@ -176,10 +187,15 @@ class Runner:
         await self.journal.acquire_runner()
         tasks: list[asyncio.Task[None]] = []
         try:
-            for job in await self.journal.recover(
+            await self.journal.recover(
                 worker=self.worker, lease=self.lease, resubmit_unknown=self.resubmit_unknown
-            ):
-                yield job
+            )
+            # Unknown jobs are reported by every run until someone decides (resubmit_unknown=True).
+            after = 0
+            while page := await self.journal.page(state="unknown", after=after, limit=500):
+                for _, job in page:
+                    yield job
+                after = page[-1][0]
             workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
             tasks.extend(workers)
             if self.journal.leased:
@@ -281,6 +297,13 @@ class Runner:
             )
             return None
         try:
+            return await self._send(job, resource)
+        finally:
+            self.balance.sent(job.credits_reserved)
+
+    async def _send(self, job: Job, resource: AsyncCreateResource[Any]) -> Job | None:
+        """Upload, journal ``submitting``, POST, journal the outcome."""
+        try:
             wire = await resource._upload_assets(to_wire(dict(job.body)))
         except (MagicHourError, OSError) as error:
             await self._refused(job, f"uploading its files failed: {_one_line(error)}")
@@ -288,7 +311,7 @@ class Runner:
         try:
             await self.journal.to_submitting(job.key, worker=self.worker)
         except asyncio.CancelledError:
-            await self.journal.release(job.key)  # runs after the queued write: nothing was sent
+            await self.journal.release(job.key)  # journal calls run in order: nothing was sent
             raise
         try:
             created = await resource._create(wire)
