@@ -13,7 +13,9 @@ them: that job must become ``unknown``). After the last restart the batch runs t
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import json
 import os
 import random
 import signal
@@ -129,7 +131,7 @@ def test_sqlite_worker_killed_twenty_times_loses_nothing_and_pays_once(
         connection.row_factory = sqlite3.Row
         rows = [dict(row) for row in connection.execute("SELECT * FROM jobs")]
     for row in rows:
-        row["paths"] = __import__("json").loads(row["paths"])
+        row["paths"] = json.loads(row["paths"])
     states = _check_outcome(rows, emulator, directory)
     assert states["complete"] > 0 and states["error"] > 0
     unknown = sorted(str(row["key"]) for row in rows if row["state"] == "unknown")
@@ -149,3 +151,27 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+def test_postgres_three_workers_killed_twenty_times_lose_nothing_and_pay_once(
+    emulator: Emulator, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    url, directory = postgres.create_database("crash"), tmp_path / "out"
+    kills = _run_with_kills(lambda: _start(url, emulator, directory, lease=1.0), 3, emulator, seed=2)
+    assert kills == KILLS
+    rows = asyncio.run(_postgres_rows(url))
+    states = _check_outcome(rows, emulator, directory)
+    assert states["complete"] > 0 and states["error"] > 0
+    unknown = sorted(str(row["key"]) for row in rows if row["state"] == "unknown")
+    print(f"unknown after {kills} kills of 3 workers: {unknown}")
+
+
+async def _postgres_rows(url: str) -> list[dict[str, object]]:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        records = await connection.fetch("SELECT * FROM magic_hour_jobs")
+    finally:
+        await connection.close()
+    return [{**dict(record), "paths": json.loads(record["paths"])} for record in records]

@@ -196,8 +196,10 @@ class Journal(abc.ABC):
         """Bind the job to its project; ``credits`` (the create answer) raises the reservation if higher."""
 
     @abc.abstractmethod
-    async def finish(self, key: str, *, state: JobState, charged: int, error: str | None) -> Job:
-        """A terminal outcome (complete, error, canceled): settle the reservation to ``charged``."""
+    async def finish(
+        self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
+    ) -> Job:
+        """A final outcome: settle the reservation to ``charged``; ``keep`` the row owned (to download it)."""
 
     @abc.abstractmethod
     async def to_unknown(self, key: str, *, error: str) -> Job:

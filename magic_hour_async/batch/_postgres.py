@@ -355,15 +355,18 @@ class PostgresJournal(Journal):
         self._notify(changed)
         return job_from_row(row)
 
-    async def finish(self, key: str, *, state: JobState, charged: int, error: str | None) -> Job:
+    async def finish(
+        self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
+    ) -> Job:
         async with self._db().acquire() as connection, connection.transaction():
             reserved = await connection.fetchval(
                 "SELECT reserved FROM magic_hour_jobs WHERE key = $1 FOR UPDATE", key
             )
             row = await connection.fetchrow(
                 "UPDATE magic_hour_jobs SET state = $1, charged = $2, reserved = 0, error = $3, "
-                "owner = NULL, lease_until = NULL, updated_at = now() WHERE key = $4 RETURNING *",
-                state, charged, error, key,
+                "owner = CASE WHEN $5 THEN owner END, lease_until = CASE WHEN $5 THEN lease_until END, "
+                "updated_at = now() WHERE key = $4 RETURNING *",
+                state, charged, error, key, keep,
             )  # fmt: skip
             changed = await self._adjust(connection, settled=charged, reserved=-int(reserved))
         self._notify(changed)

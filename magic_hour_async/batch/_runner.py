@@ -273,6 +273,7 @@ class Runner:
                 state=_TERMINAL[str(project.status)],
                 charged=project.credits_charged,
                 error=f"{project.error.code}: {project.error.message}" if project.error else None,
+                keep=project.status == "complete" and self.directory is not None,  # its download is next
             )
             self._touch()
         if job.state == "complete" and self.directory is not None and not job.downloaded:

@@ -362,13 +362,15 @@ class SQLiteJournal(Journal):
             self._notify(changed)
         return job
 
-    async def finish(self, key: str, *, state: JobState, charged: int, error: str | None) -> Job:
+    async def finish(
+        self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
+    ) -> Job:
         def run(connection: sqlite3.Connection) -> tuple[Job, Totals]:
             reserved = connection.execute("SELECT reserved FROM jobs WHERE key = ?", (key,)).fetchone()[0]
             connection.execute(
-                "UPDATE jobs SET state = ?, charged = ?, reserved = 0, error = ?, owner = NULL, "
-                "updated_at = ? WHERE key = ?",
-                (state, charged, error, time.time(), key),
+                "UPDATE jobs SET state = ?, charged = ?, reserved = 0, error = ?, "
+                "owner = CASE WHEN ? THEN owner END, updated_at = ? WHERE key = ?",
+                (state, charged, error, keep, time.time(), key),
             )
             _adjust(connection, settled=charged, reserved=-int(reserved))
             return _one(connection, key), _totals(connection)
