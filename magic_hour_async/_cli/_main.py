@@ -38,6 +38,8 @@ from .._exceptions import (
 from .._models import CreateResponse, Project
 from .._resources.create import AsyncCreateResource
 from .._resources.projects import AsyncProjects, save_outputs
+from ..batch._cli import register as register_batch
+from ..batch._cli import run_command as run_batch_command
 from ._progress import Progress
 
 KINDS = ("video", "image", "audio")
@@ -290,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--secret", help="webhook secret (default: $MAGIC_HOUR_WEBHOOK_SECRET)")
     listen.add_argument("--json", action="store_true", help="print each event as one JSON line")
 
+    register_batch(sub)  # batch run / batch status (magic_hour_async/batch/_cli.py)
+
     demo = sub.add_parser("demo", help="render a batch on the built-in emulator (no token, no network)")
     demo.add_argument("--dir", type=Path, default=Path("magic-hour-demo"), help="where outputs go")
     demo.add_argument("--speed", type=float, default=0.25, help="emulator render time factor")
@@ -315,6 +319,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await run_demo(directory=args.dir, speed=args.speed)
     if args.command == "webhooks":
         return await cmd_webhooks_listen(args)
+    if args.command == "batch":
+        return await run_batch_command(args)
     progress = Progress()
     async with AsyncClient(
         token=args.token, base_url=args.base_url, on_poll_event=progress.on_poll_event

@@ -163,11 +163,15 @@ class Journal(abc.ABC):
         """Counts and credit sums over every row."""
 
     @abc.abstractmethod
-    async def recover(self, *, worker: str, lease: float, resubmit_unknown: bool) -> list[Job]:
+    async def recover(
+        self, *, worker: str, lease: float, resubmit_unknown: bool, retry_over_budget: bool = False
+    ) -> list[Job]:
         """Mark rows of dead runners: ``submitting`` -> ``unknown``; free their other rows.
 
         With ``resubmit_unknown``, ``unknown`` rows go back to ``pending`` (their reservation becomes
-        uncertain credits). Returns the rows that became ``unknown`` in this call.
+        uncertain credits). With ``retry_over_budget``, ``over_budget`` rows (never sent) go back to
+        ``pending``, to be weighed against this run's ``max_credits``. Returns the rows that became
+        ``unknown`` in this call.
         """
 
     @abc.abstractmethod

@@ -199,7 +199,9 @@ class PostgresJournal(Journal):
         )  # fmt: skip
         return Totals(settled=int(row["settled"]), reserved=int(row["reserved"]))
 
-    async def recover(self, *, worker: str, lease: float, resubmit_unknown: bool) -> list[Job]:
+    async def recover(
+        self, *, worker: str, lease: float, resubmit_unknown: bool, retry_over_budget: bool = False
+    ) -> list[Job]:
         changed: Totals | None = None
         async with self._db().acquire() as connection, connection.transaction():
             lost = await connection.fetch(
@@ -214,6 +216,11 @@ class PostgresJournal(Journal):
                 "FROM freed WHERE j.key = freed.key) SELECT coalesce(sum(reserved), 0) FROM freed"
             )
             changed = await self._adjust(connection, reserved=-int(freed))
+            if retry_over_budget:
+                await connection.execute(
+                    "UPDATE magic_hour_jobs SET state = 'pending', error = NULL, updated_at = now() "
+                    "WHERE state = 'over_budget'"
+                )
             if resubmit_unknown:
                 moved = await connection.fetchval(
                     "WITH moved AS (SELECT key, reserved FROM magic_hour_jobs WHERE state = 'unknown' "

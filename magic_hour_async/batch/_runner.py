@@ -188,7 +188,10 @@ class Runner:
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.journal.recover(
-                worker=self.worker, lease=self.lease, resubmit_unknown=self.resubmit_unknown
+                worker=self.worker,
+                lease=self.lease,
+                resubmit_unknown=self.resubmit_unknown,
+                retry_over_budget=True,  # never sent: this run's max_credits decides again
             )
             # Unknown jobs are reported by every run until someone decides (resubmit_unknown=True).
             after = 0

@@ -213,7 +213,9 @@ class SQLiteJournal(Journal):
         return await self._db().call(run)
 
     # -- transitions -------------------------------------------------------------------------------------
-    async def recover(self, *, worker: str, lease: float, resubmit_unknown: bool) -> list[Job]:
+    async def recover(
+        self, *, worker: str, lease: float, resubmit_unknown: bool, retry_over_budget: bool = False
+    ) -> list[Job]:
         def run(connection: sqlite3.Connection) -> list[Job]:
             now = time.time()
             keys = [k for (k,) in connection.execute("SELECT key FROM jobs WHERE state = 'submitting'")]
@@ -231,6 +233,12 @@ class SQLiteJournal(Journal):
             )
             _adjust(connection, reserved=-int(released))
             connection.execute("UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL")
+            if retry_over_budget:
+                connection.execute(
+                    "UPDATE jobs SET state = 'pending', error = NULL, updated_at = ? "
+                    "WHERE state = 'over_budget'",
+                    (now,),
+                )
             if resubmit_unknown:
                 moved = connection.execute(
                     "SELECT coalesce(sum(reserved), 0) FROM jobs WHERE state = 'unknown'"
