@@ -1,4 +1,4 @@
-"""``magic-hour-async batch run`` / ``batch status``, run as subprocesses against the emulator over loopback."""
+"""``magic-hour-async batch run`` / ``batch status`` as subprocesses, against the emulator over loopback."""
 
 from __future__ import annotations
 

@@ -116,8 +116,9 @@ async def test_a_dead_workers_rows_are_adopted_after_its_lease(emu: Emulator, da
         # A worker that died: one render paid and submitted, one POST in flight, one job claimed.
         await execute(
             database,
-            "UPDATE magic_hour_jobs SET owner = 'dead', lease_until = now() + interval '0.3 seconds', reserved = 5, "
-            "state = CASE key WHEN 'paid' THEN 'submitted' WHEN 'mid-post' THEN 'submitting' ELSE 'pending' END, "
+            "UPDATE magic_hour_jobs SET owner = 'dead', lease_until = now() + interval '0.3 seconds', "
+            "reserved = 5, state = CASE key WHEN 'paid' THEN 'submitted' "
+            "WHEN 'mid-post' THEN 'submitting' ELSE 'pending' END, "
             "project_id = CASE key WHEN 'paid' THEN $1 END, kind = CASE key WHEN 'paid' THEN 'image' END",
             waiting,
         )
