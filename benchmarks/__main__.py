@@ -7,7 +7,7 @@ import asyncio
 import platform
 import sys
 
-from benchmarks import bench_download, bench_get, bench_scheduler
+from benchmarks import bench_batch, bench_download, bench_get, bench_scheduler
 
 
 def main() -> None:
@@ -32,6 +32,12 @@ def main() -> None:
         elif name == "download":
             size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
             print(bench_download.measure(size, rounds))
+        elif name == "batch":
+            n, concurrency, speed, rounds = (2000, 200, 0.2, 1) if args.quick else (10_000, 500, 0.2, 3)
+            print(bench_batch.measure_batch(n, concurrency, speed, rounds))
+        elif name == "fleet":
+            n, concurrency, speed, rounds = (600, 30, 0.3, 1) if args.quick else (3000, 50, 0.4, 3)
+            print(bench_batch.measure_fleet(n, concurrency, speed, rounds))
         else:
             parser.error(f"unknown benchmark {name!r}")
         print()

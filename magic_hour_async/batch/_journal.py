@@ -28,9 +28,12 @@ from typing import Any, cast
 import attrs
 
 from .._exceptions import ConfigurationError
+from .._resources.create import _is_local as is_local_file
 from ._jobs import STATES, BatchStatus, Job, JobState
 
-__all__ = ["Claim", "Journal", "Totals", "canonical_body", "job_from_row", "open_journal"]
+__all__ = [
+    "Claim", "Journal", "Totals", "canonical_body", "job_from_row", "needs_upload", "open_journal",
+]  # fmt: skip
 
 
 @attrs.frozen(kw_only=True)
@@ -70,6 +73,24 @@ def canonical_body(body: Mapping[str, Any]) -> str:
         return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(f"a job body must be plain JSON: {error}") from None
+
+
+def needs_upload(body: Mapping[str, Any]) -> bool:
+    """True when ``assets`` names local files, which are uploaded before the job is marked ``submitting``.
+
+    Any other job goes from ``pending`` straight to ``submitting`` in the transaction that claims it: one
+    durable write before its create request instead of two.
+    """
+    assets = body.get("assets")
+    if not isinstance(assets, Mapping):
+        return False
+    for name, value in cast("Mapping[str, object]", assets).items():
+        if name.endswith("_file_path") and is_local_file(value):
+            return True
+        items = cast("list[object]", value) if isinstance(value, list) else []
+        if name.endswith("_file_paths") and any(is_local_file(item) for item in items):
+            return True
+    return False
 
 
 def _utc(value: object) -> datetime | None:
@@ -185,7 +206,8 @@ class Journal(abc.ABC):
         skip: Collection[str],
     ) -> Claim:
         """Take the next job to work on: an undownloaded ``complete`` (when ``downloads``), then a
-        ``submitted`` one, then a ``pending`` one whose worst case is reserved against ``max_credits``."""
+        ``submitted`` one, then a ``pending`` one whose worst case is reserved against ``max_credits``
+        (and which is ``submitting`` at once unless it has files to upload, see :func:`needs_upload`)."""
 
     @abc.abstractmethod
     async def heartbeat(self, *, worker: str, lease: float) -> None:

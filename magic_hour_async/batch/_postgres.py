@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import ConfigurationError
 from ._jobs import BatchStatus, Job, JobState
-from ._journal import Claim, Journal, Totals, job_from_row, status_from_counts
+from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
 
 __all__ = ["PostgresJournal"]
 
@@ -316,9 +316,12 @@ class PostgresJournal(Journal):
                         )
                         over.append(job_from_row(done))
                         continue
+                direct = not needs_upload(candidate.body)
                 await connection.execute(
-                    "UPDATE magic_hour_jobs SET reserved = $1 WHERE key = $2", cost, candidate.key
-                )
+                    "UPDATE magic_hour_jobs SET reserved = $1, state = $2, attempts = attempts + $3 "
+                    "WHERE key = $4",
+                    cost, "submitting" if direct else "pending", int(direct), candidate.key,
+                )  # fmt: skip
                 changed = (
                     await self._adjust(connection, reserved=cost - candidate.credits_reserved) or changed
                 )

@@ -173,6 +173,7 @@ class Runner:
         self._skip: set[str] = set()
         self._results: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
         self._changed = asyncio.Event()
+        self._writes: set[asyncio.Task[Job]] = set()
 
     def _touch(self) -> None:
         """Wake idle workers: a reservation was settled or a job was given up."""
@@ -217,15 +218,40 @@ class Runner:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self._writes:  # journal writes in flight land before the journal can be closed
+                await asyncio.wait(set(self._writes))
             await self.journal.release_runner()
 
     async def _finish_when_done(self, workers: list[asyncio.Task[None]]) -> None:
         results = await asyncio.gather(*workers, return_exceptions=True)
+        if self._writes:  # the last finishes still on their way to the journal
+            await asyncio.wait(set(self._writes))
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 self._results.put_nowait(result)
                 return
         self._results.put_nowait(None)
+
+    def _write_later(self, write: Awaitable[Job], then: Callable[[Job], None] | None) -> asyncio.Task[Job]:
+        """Start a journal write the worker need not wait for; ``then`` gets its job. A failure ends the run.
+
+        Such writes are never cancelled: the run waits for them before it ends, however it ends.
+        """
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+
+        def done(finished: asyncio.Task[Job]) -> None:
+            self._writes.discard(finished)
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if error is not None:
+                self._results.put_nowait(error)
+            elif then is not None:
+                then(finished.result())
+
+        task.add_done_callback(done)
+        return task
 
     async def _keep_leases(self) -> None:
         """Extend this worker's leases, and take over the rows of workers whose leases ran out."""
@@ -261,115 +287,144 @@ class Runner:
 
     # -- one job -------------------------------------------------------------------------------------------
     async def _process(self, job: Job) -> None:
-        if job.state == "pending":
+        project: Project | None = None
+        if job.state in ("pending", "submitting"):
             submitted = await self._submit(job)
             if submitted is None:
                 return
-            job = submitted
-        project: Project | None = None
-        if job.state == "submitted":
-            project = await self._wait(job)
+            bound, kind, project_id = submitted
+            # The project id is being journaled while the render runs: the wait does not wait for the disk.
+            project = await self._wait(job.key, kind, project_id)
+            job = await asyncio.shield(bound)
             if project is None:
                 return
-            job = await self.journal.finish(
+        elif job.state == "submitted":
+            assert job.kind is not None and job.project_id is not None  # submitted rows always have them
+            project = await self._wait(job.key, job.kind, job.project_id)
+            if project is None:
+                return
+        if project is not None:
+            settle = self.journal.finish(
                 job.key,
                 state=_TERMINAL[str(project.status)],
                 charged=project.credits_charged,
                 error=f"{project.error.code}: {project.error.message}" if project.error else None,
                 keep=project.status == "complete" and self.directory is not None,  # its download is next
             )
+            if project.status != "complete" or self.directory is None:
+                # Nothing more to do for this job: the worker claims its next one while this is written
+                # (in the same commit, for SQLite). A lost write only means waiting again after a crash.
+                self._write_later(settle, self._settled)
+                return
+            job = await settle
             self._touch()
         if job.state == "complete" and self.directory is not None and not job.downloaded:
             job = await self._download(job, project)
         self._emit(job)
 
-    async def _give_up(self, job: Job, error: BaseException, what: str) -> None:
-        logger.warning("batch job %r: %s failed, left for a later run: %s", job.key, what, _one_line(error))
-        self._skip.add(job.key)
-        await self.journal.disown(job.key)
+    def _settled(self, job: Job) -> None:
+        self._touch()
+        self._emit(job)
+
+    async def _give_up(self, key: str, error: BaseException, what: str) -> None:
+        logger.warning("batch job %r: %s failed, left for a later run: %s", key, what, _one_line(error))
+        self._skip.add(key)
+        await self.journal.disown(key)
         self._touch()
 
-    async def _submit(self, job: Job) -> Job | None:
+    async def _submit(self, job: Job) -> tuple[asyncio.Task[Job], str, str] | None:
+        """Send the job's create request; the journal write binding its project id, its kind and id.
+
+        The job is ``submitting`` already when it has no local files to upload (the claim moved it there),
+        else ``pending`` until its files are uploaded.
+        """
+        sent = False
         try:
             resource = resolve_tool(self.client, job.tool)
+            if not await self.balance.allows(job.credits_reserved):
+                await self._refused(
+                    job, "the account's credit balance cannot cover its worst case", "over_budget"
+                )
+                return None
+            try:
+                wire = await self._prepare(job, resource)
+                if wire is None:
+                    return None
+                sent = True
+                created = await resource._create(wire)
+            finally:
+                self.balance.sent(job.credits_reserved)
         except ConfigurationError as error:
             await self._refused(job, str(error))
             return None
-        if not await self.balance.allows(job.credits_reserved):
-            await self._refused(
-                job, "the account's credit balance cannot cover its worst case", "over_budget"
-            )
-            return None
-        try:
-            return await self._send(job, resource)
-        finally:
-            self.balance.sent(job.credits_reserved)
-
-    async def _send(self, job: Job, resource: AsyncCreateResource[Any]) -> Job | None:
-        """Upload, journal ``submitting``, POST, journal the outcome."""
-        try:
-            wire = await resource._upload_assets(to_wire(dict(job.body)))
-        except (MagicHourError, OSError) as error:
-            await self._refused(job, f"uploading its files failed: {_one_line(error)}")
-            return None
-        try:
-            await self.journal.to_submitting(job.key, worker=self.worker)
-        except asyncio.CancelledError:
-            await self.journal.release(job.key)  # journal calls run in order: nothing was sent
-            raise
-        try:
-            created = await resource._create(wire)
         except RateLimitError as error:
             await self.journal.release(job.key)
             self._touch()
             await asyncio.sleep(error.retry_after or 1.0)
             return None
         except (APIConnectionError, ServerError, ResponseDecodeError) as error:
-            self._emit(
-                await self.journal.to_unknown(
-                    job.key, error=f"the create request failed after it was sent: {_one_line(error)}"
-                )
-            )
+            reason = f"the create request failed after it was sent: {_one_line(error)}"
+            self._emit(await self.journal.to_unknown(job.key, error=reason))
             return None
         except APIStatusError as error:
             await self._refused(job, f"the API refused the job: {_one_line(error)}")
             return None
-        except BaseException as error:  # cancelled mid-POST, or anything unforeseen: it may have been sent
-            self._emit(
-                await self.journal.to_unknown(job.key, error=f"interrupted while sending: {_one_line(error)}")
-            )
+        except BaseException as error:
+            if not sent:  # cancelled before the request left: nothing can have been created
+                await self.journal.release(job.key)  # journal calls run in order: after any queued write
+                raise
+            # Cancelled mid-POST, or anything unforeseen: the render may exist.
+            reason = f"interrupted while sending: {_one_line(error)}"
+            self._emit(await self.journal.to_unknown(job.key, error=reason))
             raise
-        return await self.journal.to_submitted(
-            job.key, project_id=created.id, kind=resource._kind, credits=created.credits_charged
+        bound = self._write_later(
+            self.journal.to_submitted(
+                job.key, project_id=created.id, kind=resource._kind, credits=created.credits_charged
+            ),
+            None,
         )
+        return bound, resource._kind, created.id
+
+    async def _prepare(self, job: Job, resource: AsyncCreateResource[Any]) -> dict[str, Any] | None:
+        """The wire body, after uploading local files (then recording ``submitting``); None if refused."""
+        wire: dict[str, Any] = to_wire(dict(job.body))
+        if job.state == "submitting":
+            return wire
+        try:
+            wire = await resource._upload_assets(wire)
+        except (MagicHourError, OSError) as error:
+            await self._refused(job, f"uploading its files failed: {_one_line(error)}")
+            return None
+        await self.journal.to_submitting(job.key, worker=self.worker)
+        return wire
 
     async def _refused(self, job: Job, reason: str, state: JobState = "error") -> None:
         self._emit(await self.journal.finish(job.key, state=state, charged=0, error=reason))
         self._touch()
 
-    def _projects(self, job: Job) -> AsyncProjects[Any]:
+    def _projects(self, kind: str | None) -> AsyncProjects[Any]:
         v1 = self.client.v1
         by_kind: dict[str | None, AsyncProjects[Any]] = {
             "video": v1.video_projects, "image": v1.image_projects, "audio": v1.audio_projects,
         }  # fmt: skip
-        return by_kind[job.kind]
+        return by_kind[kind]
 
-    async def _wait(self, job: Job) -> Project | None:
-        assert job.project_id is not None  # submitted rows always have one
+    async def _wait(self, key: str, kind: str, project_id: str) -> Project | None:
+        projects = self._projects(kind)
         try:
-            project: Project = await self._projects(job).wait(id=job.project_id)
+            project: Project = await projects.wait(id=project_id)
         except MagicHourError as error:
-            await self._give_up(job, error, "waiting")
+            await self._give_up(key, error, "waiting")
             return None
         return project
 
     async def _download(self, job: Job, project: Project | None) -> Job:
         assert self.directory is not None and job.project_id is not None
         try:
-            fresh: Project = project or await self._projects(job).get(id=job.project_id)
+            fresh: Project = project or await self._projects(job.kind).get(id=job.project_id)
             await asyncio.to_thread(remove_stale_parts, self.directory, job.project_id)
             paths = await self.client.download_outputs(fresh, self.directory)
         except (MagicHourError, OSError) as error:
-            await self._give_up(job, error, "downloading")
+            await self._give_up(job.key, error, "downloading")
             return job
         return await self.journal.set_downloaded(job.key, [str(path) for path in paths])

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from .._exceptions import ConfigurationError
 from ._jobs import BatchStatus, Job, JobState
-from ._journal import Claim, Journal, Totals, job_from_row, status_from_counts
+from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
 from ._sqlite_thread import SQLiteThread
 
 __all__ = ["SQLiteJournal"]
@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+-- What claims look for: free rows by state, in order. Owned rows (hundreds, while renders run) stay out.
+CREATE INDEX IF NOT EXISTS jobs_free ON jobs (state, seq) WHERE owner IS NULL;
 CREATE TABLE IF NOT EXISTS budget (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     settled INTEGER NOT NULL,
@@ -324,7 +326,11 @@ class SQLiteJournal(Journal):
                         )
                         over.append(_one(connection, candidate.key))
                         continue
-                connection.execute("UPDATE jobs SET reserved = ? WHERE key = ?", (cost, candidate.key))
+                direct = not needs_upload(candidate.body)
+                connection.execute(
+                    "UPDATE jobs SET reserved = ?, state = ?, attempts = attempts + ? WHERE key = ?",
+                    (cost, "submitting" if direct else "pending", int(direct), candidate.key),
+                )
                 _adjust(connection, reserved=cost)
                 changed = _totals(connection) if cost else None
                 job = take(connection, candidate.key)
