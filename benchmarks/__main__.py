@@ -36,7 +36,7 @@ def main() -> None:
             n, concurrency, speed, rounds = (2000, 200, 0.2, 1) if args.quick else (10_000, 500, 0.2, 3)
             print(bench_batch.measure_batch(n, concurrency, speed, rounds))
         elif name == "fleet":
-            n, concurrency, speed, rounds = (600, 30, 0.3, 1) if args.quick else (3000, 50, 0.4, 3)
+            n, concurrency, speed, rounds = (300, 40, 1.0, 1) if args.quick else (3000, 40, 1.0, 2)
             print(bench_batch.measure_fleet(n, concurrency, speed, rounds))
         else:
             parser.error(f"unknown benchmark {name!r}")
