@@ -308,3 +308,30 @@ async def test_worst_case_prices_follow_the_documented_rules() -> None:
     assert worst_case_credits("ai-image-upscaler", {"scale_factor": 4}) == 200
     assert worst_case_credits("face-swap", {"end_seconds": 5}) is None
     assert json.loads(json.dumps(worst_case_credits("ai-qr-code-generator", {}))) == 0
+
+
+async def test_a_render_settled_twice_is_counted_once(client: mh.AsyncClient, tmp_path: Path) -> None:
+    async with Batch(client, tmp_path / "j.db") as batch:
+        await batch.add("k", "ai-image-generator", image("k"), estimate=10)
+        journal = batch.journal
+        claim = await journal.claim(worker="w", lease=60, max_credits=100, downloads=False, skip=())
+        assert claim.job is not None and claim.job.state == "submitting" and claim.job.credits_reserved == 10
+        await journal.to_submitted("k", worker="w", lease=60, project_id="p1", kind="image", credits=5)
+        # Two workers that both waited on the render (one adopted it after a lease ran out) settle it.
+        first = await journal.finish("k", state="complete", charged=5, error=None)
+        second = await journal.finish("k", state="complete", charged=5, error=None)
+        assert first == second and first.credits_charged == 5
+        status = await batch.status()
+        assert (status.credits_charged, status.credits_reserved) == (5, 0)
+
+
+async def test_the_public_names_are_sorted_and_presented_as_the_package() -> None:
+    import inspect
+
+    import magic_hour_async.batch as package
+
+    assert list(package.__all__) == sorted(package.__all__)
+    for name in package.__all__:
+        item = getattr(package, name)
+        if isinstance(item, type) or inspect.isfunction(item):
+            assert item.__module__ == "magic_hour_async.batch", name

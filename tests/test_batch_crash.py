@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from magic_hour_async.testing import Emulator
-from tests._postgres_server import PostgresServer, find_binaries
+from tests._postgres_server import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -138,25 +137,10 @@ def test_sqlite_worker_killed_twenty_times_loses_nothing_and_pays_once(
     print(f"unknown after {kills} kills: {unknown}")
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    binaries = find_binaries()
-    if binaries is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are required under CI=true")
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
-    server = PostgresServer(binaries)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 def test_postgres_three_workers_killed_twenty_times_lose_nothing_and_pay_once(
-    emulator: Emulator, postgres: PostgresServer, tmp_path: Path
+    emulator: Emulator, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    url, directory = postgres.create_database("crash"), tmp_path / "out"
+    url, directory = postgres_server.create_database("crash"), tmp_path / "out"
     kills = _run_with_kills(lambda: _start(url, emulator, directory, lease=1.0), 3, emulator, seed=2)
     assert kills == KILLS
     rows = asyncio.run(_postgres_rows(url))

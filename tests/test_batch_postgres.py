@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +18,13 @@ import pytest_asyncio
 import magic_hour_async as mh
 from magic_hour_async.batch import Batch, Job, Totals
 from magic_hour_async.testing import Emulator
-from tests._postgres_server import PostgresServer, find_binaries
+from tests._postgres_server import PostgresServer
 
 pytestmark = pytest.mark.asyncio
 
 FAST = mh.PollPolicy(initial=0.01, maximum=0.05)
 IMAGE = "POST /v1/ai-image-generator"
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    binaries = find_binaries()
-    if binaries is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are required under CI=true")
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
-    server = PostgresServer(binaries)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

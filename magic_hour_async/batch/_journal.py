@@ -218,14 +218,20 @@ class Journal(abc.ABC):
         """Record that the create POST is about to be sent (made durable before it is)."""
 
     @abc.abstractmethod
-    async def to_submitted(self, key: str, *, project_id: str, kind: str, credits: int) -> Job:
-        """Bind the job to its project; ``credits`` (the create answer) raises the reservation if higher."""
+    async def to_submitted(
+        self, key: str, *, worker: str, lease: float, project_id: str, kind: str, credits: int
+    ) -> Job:
+        """Bind the job to its project (owned by ``worker``); ``credits`` (the create answer) raises the
+        reservation if higher. Also from ``unknown``: a late answer still binds the render."""
 
     @abc.abstractmethod
     async def finish(
         self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
     ) -> Job:
-        """A final outcome: settle the reservation to ``charged``; ``keep`` the row owned (to download it)."""
+        """A final outcome: settle the reservation to ``charged``; ``keep`` the row owned (to download it).
+
+        A row already final is returned unchanged (two workers that waited on one render settle it once).
+        """
 
     @abc.abstractmethod
     async def to_unknown(self, key: str, *, error: str) -> Job:
@@ -238,6 +244,10 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def set_downloaded(self, key: str, paths: list[str]) -> Job:
         """The outputs are on disk at ``paths``."""
+
+    @abc.abstractmethod
+    async def abandon(self, *, worker: str) -> None:
+        """The worker stops (its run ended or was interrupted): let others take its rows now."""
 
     @abc.abstractmethod
     async def disown(self, key: str) -> None:

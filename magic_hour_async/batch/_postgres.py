@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import ConfigurationError
-from ._jobs import BatchStatus, Job, JobState
+from ._jobs import FINAL_STATES, BatchStatus, Job, JobState
 from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
 
 __all__ = ["PostgresJournal"]
@@ -349,7 +349,9 @@ class PostgresJournal(Journal):
             key,
         )
 
-    async def to_submitted(self, key: str, *, project_id: str, kind: str, credits: int) -> Job:
+    async def to_submitted(
+        self, key: str, *, worker: str, lease: float, project_id: str, kind: str, credits: int
+    ) -> Job:
         async with self._db().acquire() as connection, connection.transaction():
             reserved = await connection.fetchval(
                 "SELECT reserved FROM magic_hour_jobs WHERE key = $1 FOR UPDATE", key
@@ -358,8 +360,9 @@ class PostgresJournal(Journal):
             # From 'unknown' too: a late answer after another worker gave this row up still binds the render.
             row = await connection.fetchrow(
                 "UPDATE magic_hour_jobs SET state = 'submitted', project_id = $1, kind = $2, "
-                "reserved = reserved + $3, error = NULL, updated_at = now() WHERE key = $4 RETURNING *",
-                project_id, kind, raise_by, key,
+                "reserved = reserved + $3, error = NULL, owner = $5, lease_until = now() "
+                "+ make_interval(secs => $6), updated_at = now() WHERE key = $4 RETURNING *",
+                project_id, kind, raise_by, key, worker, lease,
             )  # fmt: skip
             changed = await self._adjust(connection, reserved=raise_by)
         self._notify(changed)
@@ -369,9 +372,14 @@ class PostgresJournal(Journal):
         self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
     ) -> Job:
         async with self._db().acquire() as connection, connection.transaction():
-            reserved = await connection.fetchval(
-                "SELECT reserved FROM magic_hour_jobs WHERE key = $1 FOR UPDATE", key
+            current = await connection.fetchrow(
+                "SELECT reserved, state FROM magic_hour_jobs WHERE key = $1 FOR UPDATE", key
             )
+            if current["state"] in FINAL_STATES:  # settled already (by another worker): count it once
+                return job_from_row(
+                    await connection.fetchrow("SELECT * FROM magic_hour_jobs WHERE key = $1", key)
+                )
+            reserved = current["reserved"]
             row = await connection.fetchrow(
                 "UPDATE magic_hour_jobs SET state = $1, charged = $2, reserved = 0, error = $3, "
                 "owner = CASE WHEN $5 THEN owner END, lease_until = CASE WHEN $5 THEN lease_until END, "
@@ -410,6 +418,12 @@ class PostgresJournal(Journal):
             json.dumps(paths), key,
         )  # fmt: skip
         return job_from_row(row)
+
+    async def abandon(self, *, worker: str) -> None:
+        # Expire this worker's leases now: the others adopt its renders at once instead of after the lease.
+        await self._db().execute(
+            "UPDATE magic_hour_jobs SET lease_until = now() - interval '1 second' WHERE owner = $1", worker
+        )
 
     async def disown(self, key: str) -> None:
         await self._db().execute(

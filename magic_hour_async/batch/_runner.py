@@ -220,7 +220,10 @@ class Runner:
                 await asyncio.gather(*tasks, return_exceptions=True)
             if self._writes:  # journal writes in flight land before the journal can be closed
                 await asyncio.wait(set(self._writes))
-            await self.journal.release_runner()
+            try:
+                await self.journal.abandon(worker=self.worker)
+            finally:
+                await self.journal.release_runner()
 
     async def _finish_when_done(self, workers: list[asyncio.Task[None]]) -> None:
         results = await asyncio.gather(*workers, return_exceptions=True)
@@ -379,7 +382,12 @@ class Runner:
             raise
         bound = self._write_later(
             self.journal.to_submitted(
-                job.key, project_id=created.id, kind=resource._kind, credits=created.credits_charged
+                job.key,
+                worker=self.worker,
+                lease=self.lease,
+                project_id=created.id,
+                kind=resource._kind,
+                credits=created.credits_charged,
             ),
             None,
         )

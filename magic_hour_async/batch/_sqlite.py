@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._exceptions import ConfigurationError
-from ._jobs import BatchStatus, Job, JobState
+from ._jobs import FINAL_STATES, BatchStatus, Job, JobState
 from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
 from ._sqlite_thread import SQLiteThread
 
@@ -359,7 +359,9 @@ class SQLiteJournal(Journal):
             )
         )
 
-    async def to_submitted(self, key: str, *, project_id: str, kind: str, credits: int) -> Job:
+    async def to_submitted(
+        self, key: str, *, worker: str, lease: float, project_id: str, kind: str, credits: int
+    ) -> Job:
         def run(connection: sqlite3.Connection) -> tuple[Job, Totals | None]:
             reserved = connection.execute("SELECT reserved FROM jobs WHERE key = ?", (key,)).fetchone()[0]
             raise_by = max(0, credits - int(reserved))
@@ -379,8 +381,12 @@ class SQLiteJournal(Journal):
     async def finish(
         self, key: str, *, state: JobState, charged: int, error: str | None, keep: bool = False
     ) -> Job:
-        def run(connection: sqlite3.Connection) -> tuple[Job, Totals]:
-            reserved = connection.execute("SELECT reserved FROM jobs WHERE key = ?", (key,)).fetchone()[0]
+        def run(connection: sqlite3.Connection) -> tuple[Job, Totals | None]:
+            reserved, current = connection.execute(
+                "SELECT reserved, state FROM jobs WHERE key = ?", (key,)
+            ).fetchone()
+            if current in FINAL_STATES:  # settled already (by another worker): never count it twice
+                return _one(connection, key), None
             connection.execute(
                 "UPDATE jobs SET state = ?, charged = ?, reserved = 0, error = ?, "
                 "owner = CASE WHEN ? THEN owner END, updated_at = ? WHERE key = ?",
@@ -390,7 +396,8 @@ class SQLiteJournal(Journal):
             return _one(connection, key), _totals(connection)
 
         job, totals = await self._db().call(run)
-        self._notify(totals)
+        if totals is not None:
+            self._notify(totals)
         return job
 
     async def to_unknown(self, key: str, *, error: str) -> Job:
@@ -424,6 +431,9 @@ class SQLiteJournal(Journal):
             return _one(connection, key)
 
         return await self._db().call(run)
+
+    async def abandon(self, *, worker: str) -> None:
+        return None  # the next run's start-up recovery frees every row: one runner at a time
 
     async def disown(self, key: str) -> None:
         await self._db().call(lambda c: c.execute("UPDATE jobs SET owner = NULL WHERE key = ?", (key,)))
