@@ -115,3 +115,37 @@ async def test_a_dead_workers_rows_are_adopted_after_its_lease(emu: Emulator, da
     assert done["claimed"].state == "complete"
     assert emu.counters.count(IMAGE) == 1  # only the claimed job was sent: the paid one was adopted
     assert status.credits_reserved == 5  # the unknown job keeps its worst case
+
+
+async def test_a_worker_that_stops_hands_its_renders_over_at_once(emu: Emulator, database: str) -> None:
+    emu.error_rate = 0.0
+    emu.speed = 0.2  # one-second renders: the first worker stops while all of them run
+    async with (
+        mh.AsyncClient(token=emu.token, base_url=emu.url, poll=FAST) as client,
+        Batch(client, database, lease=60) as first,
+    ):
+        for n in range(4):
+            await first.add(f"k{n}", "ai-image-generator", image(f"k{n}"), estimate=5)
+
+        async def consume() -> None:
+            async for _ in first.run(concurrency=4):
+                pass
+
+        running = asyncio.ensure_future(consume())
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await first.status()).counts["submitted"] < 4:
+            assert asyncio.get_running_loop().time() < deadline, "the renders were never submitted"
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    async with (
+        mh.AsyncClient(token=emu.token, base_url=emu.url, poll=FAST) as client,
+        Batch(client, database, lease=60) as second,
+    ):
+        started = asyncio.get_running_loop().time()
+        done = [job async for job in second.run(concurrency=4)]
+        # Adopted without waiting for the 60-second lease, and without a second create.
+        assert asyncio.get_running_loop().time() - started < 30
+    assert sorted(job.state for job in done) == ["complete"] * 4
+    assert emu.counters.count(IMAGE) == 4

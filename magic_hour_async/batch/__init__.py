@@ -19,7 +19,7 @@ from ._jobs import STATES, BatchStatus, Job, JobState
 from ._journal import Journal, Totals
 from ._pricing import worst_case_credits
 
-__all__ = ["STATES", "Batch", "BatchStatus", "Job", "JobState", "Journal", "Totals", "worst_case_credits"]
+__all__ = ["Batch", "BatchStatus", "Job", "JobState", "Journal", "STATES", "Totals", "worst_case_credits"]
 
 
 def _adopt_public_names() -> None:

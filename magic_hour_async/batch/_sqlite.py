@@ -2,7 +2,7 @@
 
 The file is opened in WAL mode with ``synchronous=FULL``: every transition is on disk before the caller
 goes on (a SIGKILL or a power cut loses nothing acknowledged), and concurrent transitions share one fsync
-(see :mod:`._sqlite_thread`). ``Batch.status()`` and ``batch.jobs()`` may read from other processes while a
+(see :mod:`._sqlite_commits`). ``Batch.status()`` and ``batch.jobs()`` may read from other processes while a
 run is going on.
 
 Only one process may *run* a batch: :meth:`SQLiteJournal.acquire_runner` takes an exclusive OS lock on
@@ -26,7 +26,7 @@ from typing import IO, Any
 from .._exceptions import ConfigurationError
 from ._jobs import FINAL_STATES, BatchStatus, Job, JobState
 from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
-from ._sqlite_thread import SQLiteThread
+from ._sqlite_commits import GroupCommitter
 
 __all__ = ["SQLiteJournal"]
 
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     paths TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    uploads INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
     updated_at REAL NOT NULL
 );
@@ -82,12 +83,27 @@ def _totals(connection: sqlite3.Connection) -> Totals:
     return Totals(settled=int(settled), reserved=int(reserved))
 
 
-def _adjust(connection: sqlite3.Connection, *, settled: int = 0, reserved: int = 0) -> None:
-    if settled or reserved:
-        connection.execute(
-            "UPDATE budget SET settled = settled + ?, reserved = reserved + ? WHERE id = 1",
-            (settled, reserved),
-        )
+def _adjust(connection: sqlite3.Connection, *, settled: int = 0, reserved: int = 0) -> Totals | None:
+    """Move the budget counters; the totals after, or None when nothing moved."""
+    if not (settled or reserved):
+        return None
+    [after] = connection.execute(
+        "UPDATE budget SET settled = settled + ?, reserved = reserved + ? WHERE id = 1 "
+        "RETURNING settled, reserved",
+        (settled, reserved),
+    ).fetchall()
+    return Totals(settled=int(after[0]), reserved=int(after[1]))
+
+
+def _returning(connection: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Job:
+    """Run an ``UPDATE ... RETURNING *`` of one row and decode the row."""
+    cursor = connection.execute(sql, params)
+    values = cursor.fetchone()
+    if values is None:
+        raise KeyError(params[-1])
+    job = job_from_row(_row(cursor, values))
+    cursor.fetchall()  # finish the statement
+    return job
 
 
 class SQLiteJournal(Journal):
@@ -104,8 +120,10 @@ class SQLiteJournal(Journal):
             raise ConfigurationError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self.path = Path(path)
         self._synchronous = synchronous.upper()
-        self._thread: SQLiteThread | None = None
+        self._thread: GroupCommitter | None = None
         self._lock_file: IO[bytes] | None = None
+        # False once a claim found no free submitted/complete row: only recover() and disown() make more.
+        self._free_rows = True
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -120,6 +138,9 @@ class SQLiteJournal(Journal):
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
             connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            # From now on the event loop runs statements: a lock held by another process must never block
+            # it (GroupCommitter waits for the lock off the loop).
+            connection.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             connection.close()
             raise
@@ -130,7 +151,7 @@ class SQLiteJournal(Journal):
             return
         if self.path.parent and not self.path.parent.is_dir():
             raise ConfigurationError(f"the journal's directory does not exist: {self.path.parent}")
-        thread = SQLiteThread(self._connect, name=f"magic-hour-journal:{self.path.name}")
+        thread = GroupCommitter(self._connect, name=f"magic-hour-journal-{self.path.name}")
         try:
             await thread.start()
         except sqlite3.Error as error:
@@ -143,7 +164,7 @@ class SQLiteJournal(Journal):
         if thread is not None:
             await thread.stop()
 
-    def _db(self) -> SQLiteThread:
+    def _db(self) -> GroupCommitter:
         if self._thread is None:
             raise ConfigurationError("the journal is not open; use 'async with Batch(...)'")
         return self._thread
@@ -172,11 +193,13 @@ class SQLiteJournal(Journal):
 
     # -- reads -------------------------------------------------------------------------------------------
     async def add(self, *, key: str, tool: str, body: str, estimate: int | None) -> tuple[Job, str]:
+        uploads = int(needs_upload(json.loads(body)))
+
         def run(connection: sqlite3.Connection) -> tuple[Job, str]:
             connection.execute(
-                "INSERT INTO jobs (key, tool, body, state, estimate, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, tool, body, estimate, time.time()),
+                "INSERT INTO jobs (key, tool, body, state, estimate, uploads, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, tool, body, estimate, uploads, time.time()),
             )
             stored = connection.execute("SELECT body FROM jobs WHERE key = ?", (key,)).fetchone()[0]
             return _one(connection, key), str(stored)
@@ -218,6 +241,8 @@ class SQLiteJournal(Journal):
     async def recover(
         self, *, worker: str, lease: float, resubmit_unknown: bool, retry_over_budget: bool = False
     ) -> list[Job]:
+        self._free_rows = True
+
         def run(connection: sqlite3.Connection) -> list[Job]:
             now = time.time()
             keys = [k for (k,) in connection.execute("SELECT key FROM jobs WHERE state = 'submitting'")]
@@ -266,17 +291,15 @@ class SQLiteJournal(Journal):
     ) -> Claim:
         skipped = tuple(skip)
         not_skipped = f"key NOT IN ({', '.join('?' * len(skipped))})" if skipped else "1"
+        # pending -> submitting at once unless files must be uploaded first (see needs_upload)
+        take_pending = (
+            "UPDATE jobs SET owner = ?, reserved = coalesce(estimate, 0), updated_at = ?, "
+            "state = CASE WHEN uploads THEN 'pending' ELSE 'submitting' END, "
+            "attempts = attempts + CASE WHEN uploads THEN 0 ELSE 1 END WHERE key = ? RETURNING *"
+        )
 
-        def take(connection: sqlite3.Connection, key: str) -> Job:
-            connection.execute(
-                "UPDATE jobs SET owner = ?, updated_at = ? WHERE key = ?", (worker, time.time(), key)
-            )
-            return _one(connection, key)
-
-        def run(connection: sqlite3.Connection) -> tuple[Claim, Totals | None]:
-            filters = ["state = 'submitted'"]
-            if downloads:
-                filters.insert(0, _UNDOWNLOADED)
+        def adopt(connection: sqlite3.Connection) -> Job | None:
+            filters = ["state = 'submitted'"] + ([_UNDOWNLOADED] if downloads else [])
             for condition in filters:
                 found = connection.execute(
                     f"SELECT key FROM jobs WHERE {condition} AND owner IS NULL AND {not_skipped} "
@@ -284,31 +307,52 @@ class SQLiteJournal(Journal):
                     skipped,
                 ).fetchone()
                 if found is not None:
-                    return Claim(job=take(connection, found[0])), None
-            over: list[Job] = []
+                    return _returning(
+                        connection,
+                        "UPDATE jobs SET owner = ?, updated_at = ? WHERE key = ? RETURNING *",
+                        (worker, time.time(), found[0]),
+                    )
+            self._free_rows = False  # none left until recover() or disown() frees some
+            return None
+
+        def over(connection: sqlite3.Connection, job: Job, reason: str) -> Job:
+            return _returning(
+                connection,
+                "UPDATE jobs SET state = 'over_budget', error = ?, updated_at = ? WHERE key = ? RETURNING *",
+                (reason, time.time(), job.key),
+            )
+
+        def run(connection: sqlite3.Connection) -> tuple[Claim, Totals | None]:
+            if self._free_rows:
+                adopted = adopt(connection)
+                if adopted is not None:
+                    return Claim(job=adopted), None
+            next_pending = (
+                f"SELECT * FROM jobs WHERE state = 'pending' AND owner IS NULL AND {not_skipped} "
+                "ORDER BY seq LIMIT 1"
+            )
+            overs: list[Job] = []
             blocked = False
             job: Job | None = None
             changed: Totals | None = None
             while True:
-                cursor = connection.execute(
-                    f"SELECT * FROM jobs WHERE state = 'pending' AND owner IS NULL AND {not_skipped} "
-                    "ORDER BY seq LIMIT 1",
-                    skipped,
-                )
+                cursor = connection.execute(next_pending, skipped)
                 values = cursor.fetchone()
                 if values is None:
                     break
                 candidate = job_from_row(_row(cursor, values))
+                cursor.fetchall()
                 cost = candidate.estimate or 0
                 if max_credits is not None:
                     totals = _totals(connection)
-                    reason = None
                     if candidate.estimate is None:
                         reason = (
                             f"no worst-case price is known for {candidate.tool!r}; pass estimate= to add() "
                             "or default_estimate= to Batch"
                         )
-                    elif totals.settled + totals.reserved + cost > max_credits:
+                        overs.append(over(connection, candidate, reason))
+                        continue
+                    if totals.settled + totals.reserved + cost > max_credits:
                         releasable = connection.execute(
                             f"SELECT coalesce(sum(reserved), 0) FROM jobs WHERE state IN {_ACTIVE}"
                         ).fetchone()[0]
@@ -319,21 +363,10 @@ class SQLiteJournal(Journal):
                             f"its worst case of {cost} credits does not fit max_credits={max_credits} "
                             f"({totals.settled} settled, {totals.reserved} reserved)"
                         )
-                    if reason is not None:
-                        connection.execute(
-                            "UPDATE jobs SET state = 'over_budget', error = ?, updated_at = ? WHERE key = ?",
-                            (reason, time.time(), candidate.key),
-                        )
-                        over.append(_one(connection, candidate.key))
+                        overs.append(over(connection, candidate, reason))
                         continue
-                direct = not needs_upload(candidate.body)
-                connection.execute(
-                    "UPDATE jobs SET reserved = ?, state = ?, attempts = attempts + ? WHERE key = ?",
-                    (cost, "submitting" if direct else "pending", int(direct), candidate.key),
-                )
-                _adjust(connection, reserved=cost)
-                changed = _totals(connection) if cost else None
-                job = take(connection, candidate.key)
+                job = _returning(connection, take_pending, (worker, time.time(), candidate.key))
+                changed = _adjust(connection, reserved=job.credits_reserved)
                 break
             remaining = 0
             if job is None:
@@ -341,7 +374,7 @@ class SQLiteJournal(Journal):
                 remaining = connection.execute(
                     f"SELECT count(*) FROM jobs WHERE ({condition}) AND {not_skipped}", skipped
                 ).fetchone()[0]
-            return Claim(job=job, over_budget=tuple(over), blocked=blocked, remaining=remaining), changed
+            return Claim(job=job, over_budget=tuple(overs), blocked=blocked, remaining=remaining), changed
 
         claim, changed = await self._db().call(run)
         if changed is not None:
@@ -365,13 +398,13 @@ class SQLiteJournal(Journal):
         def run(connection: sqlite3.Connection) -> tuple[Job, Totals | None]:
             reserved = connection.execute("SELECT reserved FROM jobs WHERE key = ?", (key,)).fetchone()[0]
             raise_by = max(0, credits - int(reserved))
-            connection.execute(
+            job = _returning(
+                connection,
                 "UPDATE jobs SET state = 'submitted', project_id = ?, kind = ?, reserved = reserved + ?, "
-                "error = NULL, updated_at = ? WHERE key = ?",
-                (project_id, kind, raise_by, time.time(), key),
+                "error = NULL, owner = ?, updated_at = ? WHERE key = ? RETURNING *",
+                (project_id, kind, raise_by, worker, time.time(), key),
             )
-            _adjust(connection, reserved=raise_by)
-            return _one(connection, key), _totals(connection) if raise_by else None
+            return job, _adjust(connection, reserved=raise_by)
 
         job, changed = await self._db().call(run)
         if changed is not None:
@@ -387,13 +420,13 @@ class SQLiteJournal(Journal):
             ).fetchone()
             if current in FINAL_STATES:  # settled already (by another worker): never count it twice
                 return _one(connection, key), None
-            connection.execute(
+            job = _returning(
+                connection,
                 "UPDATE jobs SET state = ?, charged = ?, reserved = 0, error = ?, "
-                "owner = CASE WHEN ? THEN owner END, updated_at = ? WHERE key = ?",
+                "owner = CASE WHEN ? THEN owner END, updated_at = ? WHERE key = ? RETURNING *",
                 (state, charged, error, keep, time.time(), key),
             )
-            _adjust(connection, settled=charged, reserved=-int(reserved))
-            return _one(connection, key), _totals(connection)
+            return job, _adjust(connection, settled=charged, reserved=-int(reserved))
 
         job, totals = await self._db().call(run)
         if totals is not None:
@@ -436,6 +469,7 @@ class SQLiteJournal(Journal):
         return None  # the next run's start-up recovery frees every row: one runner at a time
 
     async def disown(self, key: str) -> None:
+        self._free_rows = True
         await self._db().call(lambda c: c.execute("UPDATE jobs SET owner = NULL WHERE key = ?", (key,)))
 
 
