@@ -196,11 +196,14 @@ class SQLiteJournal(Journal):
         uploads = int(needs_upload(json.loads(body)))
 
         def run(connection: sqlite3.Connection) -> tuple[Job, str]:
-            connection.execute(
+            cursor = connection.execute(
                 "INSERT INTO jobs (key, tool, body, state, estimate, uploads, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING *",
                 (key, tool, body, estimate, uploads, time.time()),
             )
+            inserted = cursor.fetchall()
+            if inserted:  # a new job: the row is the one just written
+                return job_from_row(_row(cursor, inserted[0])), body
             stored = connection.execute("SELECT body FROM jobs WHERE key = ?", (key,)).fetchone()[0]
             return _one(connection, key), str(stored)
 
@@ -292,10 +295,15 @@ class SQLiteJournal(Journal):
         skipped = tuple(skip)
         not_skipped = f"key NOT IN ({', '.join('?' * len(skipped))})" if skipped else "1"
         # pending -> submitting at once unless files must be uploaded first (see needs_upload)
-        take_pending = (
+        taking = (
             "UPDATE jobs SET owner = ?, reserved = coalesce(estimate, 0), updated_at = ?, "
             "state = CASE WHEN uploads THEN 'pending' ELSE 'submitting' END, "
-            "attempts = attempts + CASE WHEN uploads THEN 0 ELSE 1 END WHERE key = ? RETURNING *"
+            "attempts = attempts + CASE WHEN uploads THEN 0 ELSE 1 END "
+        )
+        take_pending = taking + "WHERE key = ? RETURNING *"
+        take_next = (
+            f"{taking}WHERE seq = (SELECT seq FROM jobs WHERE state = 'pending' AND owner IS NULL "
+            f"AND {not_skipped} ORDER BY seq LIMIT 1) RETURNING *"
         )
 
         def adopt(connection: sqlite3.Connection) -> Job | None:
@@ -331,6 +339,12 @@ class SQLiteJournal(Journal):
                 f"SELECT * FROM jobs WHERE state = 'pending' AND owner IS NULL AND {not_skipped} "
                 "ORDER BY seq LIMIT 1"
             )
+            if max_credits is None:  # no budget to weigh: take the next pending job in one statement
+                cursor = connection.execute(take_next, (worker, time.time(), *skipped))
+                rows = cursor.fetchall()
+                if rows:
+                    taken = job_from_row(_row(cursor, rows[0]))
+                    return Claim(job=taken), _adjust(connection, reserved=taken.credits_reserved)
             overs: list[Job] = []
             blocked = False
             job: Job | None = None
