@@ -17,9 +17,22 @@ The journal is an SQLite file for one process, or a PostgreSQL database (``postg
 from ._batch import Batch
 from ._jobs import STATES, BatchStatus, Job, JobState
 from ._journal import Journal, Totals
+from ._postgres import PostgresJournal
 from ._pricing import worst_case_credits
+from ._sqlite import SQLiteJournal
 
-__all__ = ["Batch", "BatchStatus", "Job", "JobState", "Journal", "STATES", "Totals", "worst_case_credits"]
+__all__ = [
+    "Batch",
+    "BatchStatus",
+    "Job",
+    "JobState",
+    "Journal",
+    "PostgresJournal",
+    "SQLiteJournal",
+    "STATES",
+    "Totals",
+    "worst_case_credits",
+]
 
 
 def _adopt_public_names() -> None:
