@@ -335,3 +335,41 @@ async def test_the_public_names_are_sorted_and_presented_as_the_package() -> Non
         item = getattr(package, name)
         if isinstance(item, type) or inspect.isfunction(item):
             assert item.__module__ == "magic_hour_async.batch", name
+
+
+async def test_a_webhook_settles_its_job_in_the_journal_without_a_poll(
+    emu: Emulator, client: mh.AsyncClient, tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from magic_hour_async import webhooks
+
+    secret = "whsec_batch_test"
+    journal = tmp_path / "j.db"
+    rendering = emu.create_project("image", status="rendering", credits_charged=5)
+    async with Batch(client, journal) as batch:
+        await batch.add("hooked", "ai-image-generator", image("hooked"), estimate=10)
+        set_row(journal, "hooked", state="submitted", project_id=rendering, kind="image", reserved=10)
+        settled: list[Job | None] = []
+
+        async def on_event(event: webhooks.WebhookEvent) -> None:
+            settled.append(await batch.accept_webhook_event(event))
+
+        runner = web.AppRunner(webhooks.create_app(on_event, secret=secret), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            emu.webhooks.configure(f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/magic-hour", secret)
+            emu.complete(rendering)
+            await until(lambda: any(job is not None for job in settled))
+        finally:
+            await runner.cleanup()
+        job = await batch.get("hooked")
+        assert job is not None and job.state == "complete" and job.credits_charged == 5
+        assert (await batch.status()).credits_reserved == 0
+        again = await batch.journal.finish(
+            "hooked", state="complete", charged=5, error=None
+        )  # the poller, later
+        assert again.credits_charged == 5 and (await batch.status()).credits_charged == 5
+    assert emu.counters.count("GET /v1/image-projects/{id}") == 0

@@ -10,17 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
-from ._jobs import STATES, BatchStatus, Job
+from ._jobs import STATES, BatchStatus, Job, JobState
 from ._journal import Journal, canonical_body, open_journal
 from ._pricing import worst_case_credits
 from ._runner import Runner
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
+    from ..webhooks._verify import WebhookEvent
 
 __all__ = ["Batch"]
 
 _PAGE = 500
+_SETTLED: dict[str, JobState] = {"complete": "complete", "error": "error", "canceled": "canceled"}
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:
@@ -132,6 +134,37 @@ class Batch:
                 f"job {key!r} is already in the batch with a different {what}; use a new key for a new job"
             )
         return job
+
+    async def accept_webhook_event(self, event: WebhookEvent) -> Job | None:
+        """Settle the job of a verified ``*.completed`` / ``*.errored`` webhook event in the journal.
+
+        Use it as the receiver's callback, on any machine that can reach the journal: the journal is
+        up to date as soon as the event arrives, and a worker waiting on the render settles nothing twice
+        (with ``client=``, the receiver also ends that client's waits at once). Other events, and projects
+        that are not in this batch, are ignored (``None``). The job stays with the worker that owns it,
+        which still downloads its outputs.
+
+        Example:
+            ```python
+            app = webhooks.create_app(batch.accept_webhook_event, client=client, secret=secret)
+            ```
+        """
+        project = event.payload
+        if event.action not in ("completed", "errored") or isinstance(project, dict):
+            return None
+        if project.status not in _SETTLED:
+            return None
+        job = await self.journal.find_project(project.id)
+        if job is None or job.finished:
+            return job
+        error = f"{project.error.code}: {project.error.message}" if project.error else None
+        return await self.journal.finish(
+            job.key,
+            state=_SETTLED[str(project.status)],
+            charged=project.credits_charged,
+            error=error,
+            keep=True,
+        )
 
     async def get(self, key: str) -> Job | None:
         """The job with this key, or ``None``."""

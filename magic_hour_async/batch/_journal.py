@@ -176,6 +176,10 @@ class Journal(abc.ABC):
         """One job by key."""
 
     @abc.abstractmethod
+    async def find_project(self, project_id: str) -> Job | None:
+        """The job bound to a project id (webhook events name projects, not jobs)."""
+
+    @abc.abstractmethod
     async def page(self, *, state: str | None, after: int, limit: int) -> list[tuple[int, Job]]:
         """Jobs in insertion order after sequence number ``after``, with their sequence numbers."""
 

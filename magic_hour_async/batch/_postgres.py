@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS magic_hour_jobs (
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS magic_hour_jobs_by_state ON magic_hour_jobs (state, seq);
+CREATE INDEX IF NOT EXISTS magic_hour_jobs_by_project ON magic_hour_jobs (project_id);
 CREATE TABLE IF NOT EXISTS magic_hour_budget (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     settled BIGINT NOT NULL,
@@ -155,6 +156,12 @@ class PostgresJournal(Journal):
 
     async def get(self, key: str) -> Job | None:
         row = await self._db().fetchrow("SELECT * FROM magic_hour_jobs WHERE key = $1", key)
+        return None if row is None else job_from_row(row)
+
+    async def find_project(self, project_id: str) -> Job | None:
+        row = await self._db().fetchrow(
+            "SELECT * FROM magic_hour_jobs WHERE project_id = $1 LIMIT 1", project_id
+        )
         return None if row is None else job_from_row(row)
 
     async def page(self, *, state: str | None, after: int, limit: int) -> list[tuple[int, Job]]:

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 -- What claims look for: free rows by state, in order. Owned rows (hundreds, while renders run) stay out.
 CREATE INDEX IF NOT EXISTS jobs_free ON jobs (state, seq) WHERE owner IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project_id) WHERE project_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS budget (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     settled INTEGER NOT NULL,
@@ -215,6 +216,14 @@ class SQLiteJournal(Journal):
                 return _one(connection, key)
             except KeyError:
                 return None
+
+        return await self._db().call(run)
+
+    async def find_project(self, project_id: str) -> Job | None:
+        def run(connection: sqlite3.Connection) -> Job | None:
+            cursor = connection.execute("SELECT * FROM jobs WHERE project_id = ? LIMIT 1", (project_id,))
+            values = cursor.fetchone()
+            return None if values is None else job_from_row(_row(cursor, values))
 
         return await self._db().call(run)
 
