@@ -115,7 +115,12 @@ async def test_render_moves_through_statuses_with_the_clock(
     _, project = await call(http, "GET", url)
     assert project["type"] == "FACE_SWAP"
     assert project["error"] is None and project["enabled"] is True
-    assert (project["start_seconds"], project["end_seconds"], project["credits_charged"]) == (0, 15, 450)
+    assert (project["start_seconds"], project["end_seconds"]) == (0, 15)
+    # The create answer is an estimate at 30 fps; at completion the output's real frame rate sets the cost
+    # (docs: "the cost is an estimate and will be adjusted when the video completes").
+    assert project["fps"] in (24, 25, 30)
+    assert project["credits_charged"] == round(450 * project["fps"] / 30)
+    assert emu.credits == 1_000_000_000 - project["credits_charged"]
     assert len(project["downloads"]) == 1 and project["download"] == project["downloads"][0]
     assert project["created_at"].endswith("Z")
 
@@ -229,7 +234,7 @@ async def test_missing_or_wrong_token_is_401(emu: Emulator, authorization: str |
     async with aiohttp.ClientSession(headers=headers) as http:
         status, body = await call(http, "GET", f"{emu.url}/v1/video-projects/{project_id}")
         create_status, _ = await call(http, "POST", emu.url + "/v1/face-swap", json=FACE_SWAP)
-    assert (status, body, create_status) == (401, {"message": "Unauthorized"}, 401)
+    assert (status, body, create_status) == (401, {"code": "unauthorized", "message": "Unauthorized"}, 401)
 
 
 @pytest.mark.asyncio
@@ -237,7 +242,7 @@ async def test_unknown_ids_other_kinds_and_encoded_slashes_are_404(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
     video = emu.create_project("video", id="a")
-    not_found = {"message": "Not Found"}
+    not_found = {"code": "not_found", "message": "Not Found"}
     assert await call(http, "GET", f"{emu.url}/v1/image-projects/{video}") == (404, not_found)
     assert await call(http, "DELETE", f"{emu.url}/v1/audio-projects/{video}") == (404, not_found)
     assert await call(http, "GET", f"{emu.url}/v1/video-projects/nope") == (404, not_found)
@@ -265,37 +270,82 @@ async def test_missing_or_malformed_bodies_are_400(
     headers = {"Content-Type": "application/json"}
     assert await call(http, "POST", emu.url + "/v1/face-swap", data=data, headers=headers) == (
         400,
-        {"message": message},
+        {"code": "invalid_request", "message": message},
     )
+
+
+# Schema violations are 400 invalid_request (the 2026-11 spec: "Fix request syntax or validation errors");
+# rules stated only in prose are 422 unprocessable_entity ("Change the request values"). Before the rules
+# came from the spec, every rule violation answered 422.
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/ai-image-generator", {"image_count": 1}, 400, "'style' is required"),
+        ("/v1/ai-image-generator", {"image_count": 1, "style": {}}, 400, "'style.prompt' is required"),
+        ("/v1/ai-image-generator", {"image_count": 1, "style": "x"}, 400, "'style' must be an object"),
+        ("/v1/ai-image-generator", {**IMAGE, "image_count": 17}, 400,
+         "'image_count' must be less than or equal to 16"),
+        ("/v1/ai-image-generator", {**IMAGE, "image_count": "2"}, 400, "'image_count' must be an integer"),
+        ("/v1/ai-image-generator", {**IMAGE, "aspect_ratio": "4:3"}, 400,
+         "'aspect_ratio' must be one of: 1:1, 16:9, 9:16"),
+        ("/v1/ai-image-generator", {**IMAGE, "name": None}, 400, "'name' must not be null"),
+        ("/v1/ai-image-generator", {**IMAGE, "style": {"prompt": ""}}, 400,
+         "'style.prompt' must not be empty"),
+        ("/v1/ai-image-editor", {"style": {"prompt": "x"}, "assets": {}, "image_count": True}, 400,
+         "'image_count' must be a number"),
+        ("/v1/face-swap", {**FACE_SWAP, "end_seconds": 0}, 400,
+         "'end_seconds' must be greater than or equal to 0.1"),
+        ("/v1/face-swap", {**FACE_SWAP, "start_seconds": 20}, 422,
+         "'end_seconds' must be greater than 'start_seconds'"),
+        ("/v1/face-swap", {**FACE_SWAP, "assets": {}}, 400, "'assets.video_source' is required"),
+        ("/v1/face-detection", {"assets": {}}, 400, "'assets.target_file_path' is required"),
+    ],
+)  # fmt: skip
+async def test_bodies_breaking_the_rules_are_refused_naming_the_field(
+    emu: Emulator, http: aiohttp.ClientSession, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    code = "invalid_request" if status == 400 else "unprocessable_entity"
+    assert await call(http, "POST", emu.url + path, json=body) == (status, {"code": code, "message": message})
+    assert emu.project_ids == ()
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("path", "body", "message"),
+    ("data", "content_type"),
     [
-        ("/v1/ai-image-generator", {"image_count": 1}, "'style' is required"),
-        ("/v1/ai-image-generator", {"image_count": 1, "style": {}}, "'style.prompt' is required"),
-        ("/v1/ai-image-generator", {"image_count": 1, "style": "x"}, "'style' must be an object"),
-        ("/v1/ai-image-generator", {**IMAGE, "image_count": 17},
-         "'image_count' must be less than or equal to 16"),
-        ("/v1/ai-image-generator", {**IMAGE, "image_count": "2"}, "'image_count' must be an integer"),
-        ("/v1/ai-image-generator", {**IMAGE, "aspect_ratio": "4:3"},
-         "'aspect_ratio' must be one of: 1:1, 16:9, 9:16"),
-        ("/v1/ai-image-editor", {"style": {"prompt": "x"}, "assets": {}, "image_count": True},
-         "'image_count' must be one of: 1, 4, 9, 16"),
-        ("/v1/face-swap", {**FACE_SWAP, "end_seconds": 0},
-         "'end_seconds' must be greater than or equal to 0.1"),
-        ("/v1/face-swap", {**FACE_SWAP, "start_seconds": 20},
-         "'end_seconds' must be greater than 'start_seconds'"),
-        ("/v1/face-swap", {**FACE_SWAP, "assets": {}}, "'assets.video_source' is required"),
-        ("/v1/face-detection", {"assets": {}}, "'assets.target_file_path' is required"),
+        (b'{"image_count": NaN, "style": {"prompt": "x"}}', "application/json"),
+        (b'{"image_count": 1, "style": {"prompt": "x"}, "x": Infinity}', "application/json"),
+        (b'{"image_count": 1e400, "style": {"prompt": "x"}}', "application/json"),
+        (b'{"image_count": 1, "style": {"prompt": "x"}}', "text/plain"),
+        (b'{"image_count": 1, "style": {"prompt": "x"}}', "application/x-www-form-urlencoded"),
+        ('{"image_count": 1, "style": {"prompt": "é"}}'.encode("latin-1"), "application/json"),
     ],
-)  # fmt: skip
-async def test_bodies_breaking_the_rules_are_422_naming_the_field(
-    emu: Emulator, http: aiohttp.ClientSession, path: str, body: dict[str, Any], message: str
+)
+async def test_non_strict_json_and_other_content_types_are_400(
+    emu: Emulator, http: aiohttp.ClientSession, data: bytes, content_type: str
 ) -> None:
-    assert await call(http, "POST", emu.url + path, json=body) == (422, {"message": message})
+    status, body = await call(
+        http, "POST", emu.url + "/v1/ai-image-generator", data=data, headers={"Content-Type": content_type}
+    )
+    assert (status, body["code"]) == (400, "invalid_request")
     assert emu.project_ids == ()
+
+
+@pytest.mark.asyncio
+async def test_huge_numbers_are_bounded_not_a_server_error(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    # Once an OverflowError in the credit arithmetic (500): the billed clip length is capped instead.
+    body = {"start_seconds": 0, "end_seconds": 1e308,
+            "assets": {"image_file_path": "api-assets/a.png", "audio_file_path": "api-assets/a.mp3"},
+            "style": {"generation_mode": "pro"}}  # fmt: skip
+    status, created = await call(http, "POST", emu.url + "/v1/ai-talking-photo", json=body)
+    assert status == 200
+    assert created["credits_charged"] == 3 * 3600 * 30
+    big = {**FACE_SWAP, "end_seconds": 10**400}  # a JSON integer no float can hold
+    status, created = await call(http, "POST", emu.url + "/v1/face-swap", json=big)
+    assert status == 200, created
 
 
 @pytest.mark.asyncio
@@ -306,7 +356,7 @@ async def test_creates_answer_402_once_credits_are_spent(emu: Emulator, http: ai
     assert emu.credits == 2
     assert await call(http, "POST", emu.url + "/v1/ai-image-generator", json=IMAGE) == (
         402,
-        {"message": "Not enough credits to create this render"},
+        {"code": "insufficient_credits", "message": "Not enough credits to create this render"},
     )
     emu.cancel(first)  # a canceled render is refunded
     assert emu.credits == 12
@@ -533,27 +583,35 @@ async def test_uploads_are_streamed_and_kept_byte_exact(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("items", "message"),
+    ("items", "status", "message"),
     [
         (
             [{"type": "video", "extension": "mp4"}, {"type": "audio", "extension": "mp4"}],
+            422,
             "'mp4' is an invalid audio extension. Possible extensions are "
             "'mp3, wav, aac, flac, webm, weba, m4a, opus, ogg, oga, aiff, amr'",
         ),
         (
             [{"type": "image", "extension": ".png"}],
-            "'extension' must be lower-case letters and digits, without a dot",
+            400,
+            "'items[0].extension' must match the pattern ^[a-z0-9]+$",
         ),
-        ([{"type": "gif", "extension": "gif"}], "'type' must be one of: video, audio, image"),
-        ([], "'items' must be a non-empty array"),
+        (
+            [{"type": "image", "extension": "png\n"}],
+            400,
+            "'items[0].extension' must match the pattern ^[a-z0-9]+$",
+        ),
+        ([{"type": "gif", "extension": "gif"}], 400, "'items[0].type' must be one of: video, audio, image"),
+        ([], 400, "'items' must not be empty"),
     ],
 )
-async def test_upload_urls_reject_bad_items_with_422(
-    emu: Emulator, http: aiohttp.ClientSession, items: list[dict[str, str]], message: str
+async def test_upload_urls_reject_bad_items(
+    emu: Emulator, http: aiohttp.ClientSession, items: list[dict[str, str]], status: int, message: str
 ) -> None:
+    code = "invalid_request" if status == 400 else "unprocessable_entity"
     assert await call(http, "POST", emu.url + "/v1/files/upload-urls", json={"items": items}) == (
-        422,
-        {"message": message},
+        status,
+        {"code": code, "message": message},
     )
 
 
@@ -874,30 +932,32 @@ def test_plugin_factory_starts_several_emulators(magic_hour_emulator_factory: An
     assert one.create_project("video") == two.create_project("video")
 
 
-def test_every_create_endpoint_is_validated_with_the_sdks_generated_model() -> None:
+def test_every_create_operation_of_the_generated_rules_has_a_tool_row() -> None:
+    from magic_hour_async.testing._rules_generated import OPERATIONS
     from magic_hour_async.testing._tools import TOOLS
-    from magic_hour_async.testing._validation import body_models
 
-    assert set(body_models()) == {tool.path for tool in TOOLS}
+    creates = {
+        op.split(" ", 1)[1] for op, entry in OPERATIONS.items() if op.startswith("POST ") and "kind" in entry
+    }
+    assert creates == {tool.path for tool in TOOLS}
+    assert {tool.kind for tool in TOOLS if f"POST {tool.path}" in OPERATIONS} == {"video", "image", "audio"}
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        # Rules the hand-written table leaves out (large enums, types) come from the generated models.
-        (
-            {"image_count": 1, "style": {"prompt": "x", "tool": "no-such-tool"}},
-            "'style.tool' must be one of: ",
-        ),
+        # Large enums, item and string types come from the spec's rules too (once left to the SDK's models).
+        ({"image_count": 1, "style": {"prompt": "x", "tool": "no-such-tool"}}, "'style.tool' must be one of"),
         ({"image_count": 1, "style": {"prompt": 5}}, "'style.prompt' must be a string"),
         ({"image_count": 1, "style": {"prompt": "x"}, "name": ["n"]}, "'name' must be a string"),
     ],
 )
-async def test_model_rules_answer_422(body: dict[str, Any], message: str) -> None:
+async def test_spec_rules_answer_400(body: dict[str, Any], message: str) -> None:
     async with Emulator() as emu, aiohttp.ClientSession() as http:
         headers = {"Authorization": f"Bearer {emu.token}"}
         async with http.post(f"{emu.url}/v1/ai-image-generator", json=body, headers=headers) as response:
             answer = await response.json()
-        assert response.status == 422
+        assert response.status == 400
+        assert answer["code"] == "invalid_request"
         assert answer["message"].startswith(message)

@@ -47,8 +47,12 @@ from ._latch import Latch
 from ._routing import route_matches
 from ._throttle import RateLimit
 
-FAULT_KEY = "magic_hour_async.fault"
-DROPPED_KEY = "magic_hour_async.dropped"
+# Typed request keys where aiohttp has them (3.14 warns about plain string keys); strings before that.
+_RequestKey: Any = getattr(web, "RequestKey", None)
+FAULT_KEY: Any = _RequestKey("magic_hour_async.fault", object) if _RequestKey else "magic_hour_async.fault"
+DROPPED_KEY: Any = (
+    _RequestKey("magic_hour_async.dropped", bool) if _RequestKey else "magic_hour_async.dropped"
+)
 
 ResetMode = Literal["before", "after"]
 RetryAfterFormat = Literal["seconds", "http-date"]
