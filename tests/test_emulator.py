@@ -862,26 +862,36 @@ async def test_default_token_and_repr_without_secrets() -> None:
     await emulator.stop()  # stopping twice is harmless
 
 
-@pytest.fixture
-def cli() -> Iterator[subprocess.Popen[str]]:
-    options = ["--port", "0", "--seed", "3", "--token", "tok"]
-    command = [sys.executable, "-m", "magic_hour_async.testing", *options]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+EMULATOR_COMMANDS = {
+    "python -m magic_hour_async.testing": [sys.executable, "-m", "magic_hour_async.testing"],
+    "magic-hour-async emulator": [sys.executable, "-m", "magic_hour_async", "emulator"],
+}
+
+
+@pytest.fixture(params=sorted(EMULATOR_COMMANDS))
+def cli(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[str]]:
+    options = ["--host", "127.0.0.1", "--port", "0", "--seed", "3", "--token", "tok", "--error-rate", "0.5",
+               "--webhook-url", "http://127.0.0.1:9/hooks", "--webhook-secret", "whsec_cli"]  # fmt: skip
+    command = [*EMULATOR_COMMANDS[request.param], *options]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield process
     if process.poll() is None:
         process.kill()
     process.wait()
-    assert process.stdout is not None
-    process.stdout.close()
+    for stream in (process.stdout, process.stderr):
+        assert stream is not None
+        stream.close()
 
 
-def test_cli_serves_until_interrupted(cli: subprocess.Popen[str]) -> None:
-    assert cli.stdout is not None
+def test_both_emulator_commands_serve_until_interrupted_and_print_exports(cli: subprocess.Popen[str]) -> None:
+    # Same options for both (one definition, magic_hour_async/_cli/_emulator.py); stdout is only `export`s.
+    assert cli.stdout is not None and cli.stderr is not None
     first = cli.stdout.readline().strip()
-    assert first.startswith("Magic Hour emulator listening on http://127.0.0.1:")
-    url = first.rsplit(" ", 1)[1]
-    assert cli.stdout.readline().strip() == f"MAGIC_HOUR_BASE_URL={url}"
-    assert cli.stdout.readline().strip() == "MAGIC_HOUR_API_KEY=tok"
+    assert first.startswith("export MAGIC_HOUR_BASE_URL=http://127.0.0.1:")
+    url = first.split("=", 1)[1]
+    assert cli.stdout.readline().strip() == "export MAGIC_HOUR_API_KEY=tok"
+    assert cli.stdout.readline().strip() == "export MAGIC_HOUR_WEBHOOK_SECRET=whsec_cli"
+    assert cli.stderr.readline().strip() == f"Magic Hour emulator listening on {url}"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(f"{url}/v1/video-projects/x", headers={"Authorization": "Bearer tok"})
     with pytest.raises(urllib.error.HTTPError) as missing:
@@ -890,6 +900,53 @@ def test_cli_serves_until_interrupted(cli: subprocess.Popen[str]) -> None:
     assert missing.value.code == 404
     cli.send_signal(signal.SIGINT)
     assert cli.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("name", sorted(EMULATOR_COMMANDS))
+def test_a_busy_port_is_one_line_and_exit_2(name: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [*EMULATOR_COMMANDS[name], "--port", str(port)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}:"), (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EMULATOR_COMMANDS))
+def test_an_unknown_webhook_event_is_exit_2(name: str) -> None:
+    command = [*EMULATOR_COMMANDS[name], "--port", "0", "--webhook-url", "http://127.0.0.1:9/h",
+               "--webhook-events", "video.completed,video.exploded"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "video.exploded" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_both_emulator_commands_have_the_same_options() -> None:
+    import argparse
+
+    from magic_hour_async._cli._main import build_parser
+
+    standalone = argparse.ArgumentParser()
+    from magic_hour_async._cli._emulator import add_arguments
+
+    add_arguments(standalone)
+    argv = ["--host", "0.0.0.0", "--port", "1", "--token", "t", "--seed", "2", "--speed", "0.5",
+            "--error-rate", "0.1", "--webhook-url", "http://x", "--webhook-secret", "s",
+            "--webhook-events", "image.completed"]  # fmt: skip
+    via_cli = vars(build_parser().parse_args(["emulator", *argv]))
+    for key in ("command", "token", "base_url"):  # the top-level CLI's own options
+        via_cli.pop(key, None)
+    parsed = vars(standalone.parse_args(argv))
+    parsed.pop("token")
+    assert via_cli == parsed
 
 
 # -- pytest plugin -----------------------------------------------------------------------------------------

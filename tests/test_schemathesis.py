@@ -29,7 +29,8 @@ import pytest
 
 from magic_hour_async.testing import Emulator
 from magic_hour_async.testing._extras import PROSE_RULES, check_prose
-from tests._spec import load_spec, spec_pin
+from tests import _spec
+from tests._spec import load_spec
 
 pytest.importorskip("schemathesis", reason="schemathesis is needed (nox -s schemathesis installs it)")
 
@@ -63,7 +64,7 @@ def test_every_prose_rule_is_listed_with_a_reason() -> None:
 @pytest.fixture(scope="module")
 def spec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = load_spec()
-    merge = getattr(spec_pin, "with_overlay", None)
+    merge = getattr(_spec.spec_pin, "with_overlay", None)
     if callable(merge):
         spec = merge(spec)
     path = tmp_path_factory.mktemp("schemathesis") / "openapi.json"

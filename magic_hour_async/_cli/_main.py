@@ -38,6 +38,8 @@ from .._exceptions import (
 from .._models import CreateResponse, Project
 from .._resources.create import AsyncCreateResource
 from .._resources.projects import AsyncProjects, save_outputs
+from ._emulator import add_arguments as add_emulator_arguments
+from ._emulator import run as run_emulator
 from ._progress import Progress
 
 KINDS = ("video", "image", "audio")
@@ -276,10 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", nargs="+", metavar="FILE")
     upload.add_argument("-q", "--quiet", action="store_true", help="print only the api-assets paths")
 
-    emulator = sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C")
-    emulator.add_argument("--port", type=int, default=8000)
-    emulator.add_argument("--speed", type=float, default=1.0, help="render time factor (default 1)")
-    emulator.add_argument("--seed", type=int, default=0)
+    add_emulator_arguments(sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C"))
 
     hooks = sub.add_parser("webhooks", help="receive webhooks locally (no token needed)")
     hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="COMMAND")
@@ -336,10 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     if args.command == "emulator":
-        from ..testing import serve
-
-        serve(port=args.port, speed=args.speed, seed=args.seed)
-        return 0
+        return run_emulator(args)
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
