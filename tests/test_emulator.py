@@ -174,6 +174,38 @@ async def test_error_outcome_carries_a_realistic_code_and_is_refunded(clock: Man
     assert emu.credits == 1000
 
 
+@pytest.mark.asyncio
+async def test_failed_renders_end_with_codes_that_fit_the_tool(clock: ManualClock) -> None:
+    # A text-to-image render has no input face or file: it never fails with no_source_face (it once could).
+    async with Emulator(clock=clock, seed=5, error_rate=1.0) as emu:
+        headers = {"Authorization": f"Bearer {emu.token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            images = [await create(http, emu, "/v1/ai-image-generator", IMAGE) for _ in range(20)]
+            swaps = [await create(http, emu, "/v1/face-swap", FACE_SWAP) for _ in range(20)]
+        clock.advance(60)
+        image_codes = {emu.project(pid)["error"]["code"] for pid in images}
+        swap_codes = {emu.project(pid)["error"]["code"] for pid in swaps}
+    assert image_codes <= {"content_policy_violation", "unknown_error"}
+    assert "no_source_face" in swap_codes
+    assert swap_codes <= {"no_source_face", "invalid_video_file", "processing_timeout", "unknown_error"}
+
+
+@pytest.mark.asyncio
+async def test_video_estimate_is_adjusted_at_completion(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    start = emu.credits
+    ids = [await create(http, emu, "/v1/face-swap", FACE_SWAP) for _ in range(6)]
+    assert emu.credits == start - 6 * 450  # charged the estimate up front
+    before = [emu.project(pid) for pid in ids]
+    assert {(p["credits_charged"], p["fps"]) for p in before} == {(450, 30)}
+    for pid in ids:
+        emu.complete(pid)  # forcing completion settles the adjustment too
+    after = [emu.project(pid) for pid in ids]
+    assert {p["fps"] for p in after} <= {24, 25, 30} and len({p["fps"] for p in after}) > 1
+    assert all(p["credits_charged"] == round(450 * p["fps"] / 30) for p in after)
+    assert all(p["total_frame_cost"] == p["credits_charged"] for p in after)
+    assert emu.credits == start - sum(p["credits_charged"] for p in after)
+
+
 def test_outcomes_ids_and_bytes_are_reproducible_from_the_seed() -> None:
     def run(seed: int) -> tuple[list[str], list[str], bytes]:
         clock = ManualClock()
