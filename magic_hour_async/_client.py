@@ -18,6 +18,7 @@ from ._http._transport import Transport
 from ._models import TERMINAL_STATUSES, Project
 from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
+from ._resources.account import AsyncAccountResource
 from ._resources.files import AsyncFiles
 from ._resources.projects import (
     AsyncAudioProjects,
@@ -25,6 +26,7 @@ from ._resources.projects import (
     AsyncVideoProjects,
     fetch_project,
 )
+from ._resources.saved_items import AsyncSavedItems
 from ._transfers._downloads import download_outputs
 from ._transfers._parts import ProgressCallback
 
@@ -41,6 +43,8 @@ class AsyncV1(AsyncV1Generated):
         self.image_projects = AsyncImageProjects(client)
         self.audio_projects = AsyncAudioProjects(client)
         self.files = AsyncFiles(client)
+        self.account = AsyncAccountResource(client)
+        self.saved_items = AsyncSavedItems(client)
 
     def __repr__(self) -> str:
         return "<AsyncV1>"

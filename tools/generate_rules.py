@@ -17,8 +17,9 @@ defaults are dropped (they decide nothing). The output is a Python literal, so u
 time; ``magic_hour_async/testing/_validation.py`` applies it. Rules the spec states only in prose
 (``end_seconds`` greater than ``start_seconds``, ...) are hand-written in ``testing/_extras.py``.
 
-The spec is the pinned one (``tools/spec_pin.py``), merged with the official-SDK-only overlay when
-``spec_pin`` provides one. Output is deterministic: running the script twice changes nothing.
+The spec is the pinned one (``tools/spec_pin.py``), merged with the official SDK's overlay
+(``tools/spec_overlay.json``: three endpoints and a few fields the spec lacks), as the API generator reads it.
+Output is deterministic: running the script twice changes nothing.
 """
 
 from __future__ import annotations
@@ -134,10 +135,11 @@ def load_spec(given: str | None) -> dict[str, Any] | str:
             spec = spec_pin.load()
         except spec_pin.SpecUnavailable as exc:
             return str(exc)
-    merge = getattr(spec_pin, "with_overlay", None)
-    if callable(merge):
-        spec = merge(spec)
-    return spec
+    try:
+        merged: dict[str, Any] = spec_pin.merge_overlay(spec, spec_pin.overlay())
+    except KeyError as exc:  # the overlay names an operation this spec lacks (an older spec)
+        return f"the official SDK's overlay does not fit this spec: {exc.args[0]}"
+    return merged
 
 
 def literal(value: Any, indent: int = 0) -> str:

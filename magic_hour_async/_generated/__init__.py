@@ -13,14 +13,20 @@ from .ai_image_editor import AsyncAiImageEditor
 from .ai_image_generator import AsyncAiImageGenerator
 from .ai_image_upscaler import AsyncAiImageUpscaler
 from .ai_meme_generator import AsyncAiMemeGenerator
+from .ai_music_generator import AsyncAiMusicGenerator
 from .ai_qr_code_generator import AsyncAiQrCodeGenerator
 from .ai_talking_photo import AsyncAiTalkingPhoto
+from .ai_ugc_ad import AsyncAiUgcAd
+from .ai_video_editor import AsyncAiVideoEditor
+from .ai_video_translator import AsyncAiVideoTranslator
+from .ai_video_upscaler import AsyncAiVideoUpscaler
 from .ai_voice_cloner import AsyncAiVoiceCloner
 from .ai_voice_generator import AsyncAiVoiceGenerator
 from .animation import AsyncAnimation
 from .audio_to_video import AsyncAudioToVideo
 from .auto_subtitle_generator import AsyncAutoSubtitleGenerator
 from .body_swap import AsyncBodySwap
+from .character_replace import AsyncCharacterReplace
 from .face_detection import AsyncFaceDetection
 from .face_swap import AsyncFaceSwap
 from .face_swap_photo import AsyncFaceSwapPhoto
@@ -44,14 +50,20 @@ __all__ = [
     "AsyncAiImageGenerator",
     "AsyncAiImageUpscaler",
     "AsyncAiMemeGenerator",
+    "AsyncAiMusicGenerator",
     "AsyncAiQrCodeGenerator",
     "AsyncAiTalkingPhoto",
+    "AsyncAiUgcAd",
+    "AsyncAiVideoEditor",
+    "AsyncAiVideoTranslator",
+    "AsyncAiVideoUpscaler",
     "AsyncAiVoiceCloner",
     "AsyncAiVoiceGenerator",
     "AsyncAnimation",
     "AsyncAudioToVideo",
     "AsyncAutoSubtitleGenerator",
     "AsyncBodySwap",
+    "AsyncCharacterReplace",
     "AsyncFaceDetection",
     "AsyncFaceSwap",
     "AsyncFaceSwapPhoto",
@@ -78,14 +90,20 @@ class AsyncV1Generated:
         self.ai_image_generator = AsyncAiImageGenerator(client)
         self.ai_image_upscaler = AsyncAiImageUpscaler(client)
         self.ai_meme_generator = AsyncAiMemeGenerator(client)
+        self.ai_music_generator = AsyncAiMusicGenerator(client)
         self.ai_qr_code_generator = AsyncAiQrCodeGenerator(client)
         self.ai_talking_photo = AsyncAiTalkingPhoto(client)
+        self.ai_ugc_ad = AsyncAiUgcAd(client)
+        self.ai_video_editor = AsyncAiVideoEditor(client)
+        self.ai_video_translator = AsyncAiVideoTranslator(client)
+        self.ai_video_upscaler = AsyncAiVideoUpscaler(client)
         self.ai_voice_cloner = AsyncAiVoiceCloner(client)
         self.ai_voice_generator = AsyncAiVoiceGenerator(client)
         self.animation = AsyncAnimation(client)
         self.audio_to_video = AsyncAudioToVideo(client)
         self.auto_subtitle_generator = AsyncAutoSubtitleGenerator(client)
         self.body_swap = AsyncBodySwap(client)
+        self.character_replace = AsyncCharacterReplace(client)
         self.face_detection = AsyncFaceDetection(client)
         self.face_swap = AsyncFaceSwap(client)
         self.face_swap_photo = AsyncFaceSwapPhoto(client)

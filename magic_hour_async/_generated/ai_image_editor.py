@@ -23,6 +23,7 @@ __all__ = [
     "AiImageEditorResolution",
     "AiImageEditorStyle",
     "AiImageEditorStyleDict",
+    "AiImageEditorStyleModel",
     "AsyncAiImageEditor",
 ]
 
@@ -32,14 +33,20 @@ AiImageEditorImageCount: TypeAlias = Literal[1, 4, 9, 16]
 
 AiImageEditorModel: TypeAlias = Literal[
     "default",
+    "qwen-image-2.1",
     "qwen-edit",
     "flux-2-klein",
-    "nano-banana",
+    "nano-banana-2-lite",
     "nano-banana-2",
-    "seedream-v4",
-    "nano-banana-pro",
-    "seedream-v4.5",
+    "nano-banana-2.1",
+    "krea-2",
+    "gpt-image-2.5-flare",
     "gpt-image-2",
+    "seedream-v5-pro",
+    "seedream-v4.5",
+    "seedream-v4",
+    "nano-banana",
+    "nano-banana-pro",
 ]
 
 
@@ -49,21 +56,30 @@ AiImageEditorAspectRatio: TypeAlias = Literal["auto", "16:9", "9:16", "4:3", "3:
 AiImageEditorResolution: TypeAlias = Literal["auto", "640px", "1k", "2k", "4k"]
 
 
+AiImageEditorStyleModel: TypeAlias = Literal["Nano Banana", "Seedream", "default"]
+
+
 @attrs.frozen(kw_only=True, slots=False)
 class AiImageEditorStyle:
     """``style`` in the body of ``POST /v1/ai-image-editor``.
 
     Attributes:
         prompt: str, length 1 to 15000, required.
+        model: one of ``"Nano Banana"``, ``"Seedream"``, ``"default"``.
     """
 
     prompt: str
+    model: AiImageEditorStyleModel | None = None
 
 
-class AiImageEditorStyleDict(TypedDict):
+class _AiImageEditorStyleDictRequired(TypedDict):
+    prompt: str
+
+
+class AiImageEditorStyleDict(_AiImageEditorStyleDictRequired, total=False):
     """``AiImageEditorStyle`` as a plain dict."""
 
-    prompt: str
+    model: AiImageEditorStyleModel
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -71,15 +87,18 @@ class AiImageEditorAssets:
     """``assets`` in the body of ``POST /v1/ai-image-editor``.
 
     Attributes:
+        image_file_path: str, length >= 1.
         image_file_paths: list of str, <= 10 items.
     """
 
+    image_file_path: str | None = None
     image_file_paths: Sequence[str] | None = None
 
 
 class AiImageEditorAssetsDict(TypedDict, total=False):
     """``AiImageEditorAssets`` as a plain dict."""
 
+    image_file_path: str
     image_file_paths: Sequence[str]
 
 
@@ -92,7 +111,7 @@ class AiImageEditorBody:
         assets: ``AiImageEditorAssets`` or a dict, required.
         name: str, server default ``"Ai Image Editor - dateTime"``.
         image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-        model: one of 9 values (``AiImageEditorModel``).
+        model: one of 15 values (``AiImageEditorModel``).
         aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``, ``"4:5"``,
             ``"2:3"``.
         resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
@@ -148,7 +167,7 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 9 values (``AiImageEditorModel``).
+            model: one of 15 values (``AiImageEditorModel``).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
@@ -191,7 +210,7 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 9 values (``AiImageEditorModel``).
+            model: one of 15 values (``AiImageEditorModel``).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.

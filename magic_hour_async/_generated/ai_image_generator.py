@@ -16,9 +16,11 @@ __all__ = [
     "AiImageGeneratorBody",
     "AiImageGeneratorBodyDict",
     "AiImageGeneratorModel",
+    "AiImageGeneratorOrientation",
     "AiImageGeneratorResolution",
     "AiImageGeneratorStyle",
     "AiImageGeneratorStyleDict",
+    "AiImageGeneratorStyleQualityMode",
     "AiImageGeneratorStyleTool",
     "AsyncAiImageGenerator",
 ]
@@ -26,14 +28,20 @@ __all__ = [
 
 AiImageGeneratorModel: TypeAlias = Literal[
     "default",
-    "flux-schnell",
-    "flux-2-klein",
     "z-image-turbo",
+    "qwen-image-2.1",
+    "flux-2-klein",
+    "nano-banana-2-lite",
+    "nano-banana-2",
+    "nano-banana-2.1",
+    "krea-2",
+    "gpt-image-2.5-flare",
+    "gpt-image-2",
+    "seedream-v5-pro",
     "seedream-v4",
     "nano-banana",
-    "nano-banana-2",
     "nano-banana-pro",
-    "gpt-image-2",
+    "flux-schnell",
     "seedream",
 ]
 
@@ -42,6 +50,9 @@ AiImageGeneratorAspectRatio: TypeAlias = Literal["1:1", "16:9", "9:16"]
 
 
 AiImageGeneratorResolution: TypeAlias = Literal["auto", "640px", "1k", "2k", "4k"]
+
+
+AiImageGeneratorOrientation: TypeAlias = Literal["square", "landscape", "portrait"]
 
 
 AiImageGeneratorStyleTool: TypeAlias = Literal[
@@ -83,6 +94,9 @@ AiImageGeneratorStyleTool: TypeAlias = Literal[
 ]
 
 
+AiImageGeneratorStyleQualityMode: TypeAlias = Literal["standard", "pro"]
+
+
 @attrs.frozen(kw_only=True, slots=False)
 class AiImageGeneratorStyle:
     """``style`` in the body of ``POST /v1/ai-image-generator``.
@@ -90,10 +104,12 @@ class AiImageGeneratorStyle:
     Attributes:
         prompt: str, length >= 1, required.
         tool: one of 35 values (``AiImageGeneratorStyleTool``), server default ``"general"``.
+        quality_mode: one of ``"standard"``, ``"pro"``.
     """
 
     prompt: str
     tool: AiImageGeneratorStyleTool | None = None
+    quality_mode: AiImageGeneratorStyleQualityMode | None = None
 
 
 class _AiImageGeneratorStyleDictRequired(TypedDict):
@@ -104,6 +120,7 @@ class AiImageGeneratorStyleDict(_AiImageGeneratorStyleDictRequired, total=False)
     """``AiImageGeneratorStyle`` as a plain dict."""
 
     tool: AiImageGeneratorStyleTool
+    quality_mode: AiImageGeneratorStyleQualityMode
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -114,9 +131,10 @@ class AiImageGeneratorBody:
         image_count: int, 1 to 16, required.
         style: ``AiImageGeneratorStyle`` or a dict, required.
         name: str, server default ``"Ai Image - dateTime"``.
-        model: one of 10 values (``AiImageGeneratorModel``).
+        model: one of 16 values (``AiImageGeneratorModel``).
         aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
         resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default ``"auto"``.
+        orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
     """
 
     image_count: int
@@ -127,6 +145,7 @@ class AiImageGeneratorBody:
     model: AiImageGeneratorModel | None = None
     aspect_ratio: AiImageGeneratorAspectRatio | None = None
     resolution: AiImageGeneratorResolution | None = None
+    orientation: AiImageGeneratorOrientation | None = None
 
 
 class _AiImageGeneratorBodyDictRequired(TypedDict):
@@ -141,6 +160,7 @@ class AiImageGeneratorBodyDict(_AiImageGeneratorBodyDictRequired, total=False):
     model: AiImageGeneratorModel
     aspect_ratio: AiImageGeneratorAspectRatio
     resolution: AiImageGeneratorResolution
+    orientation: AiImageGeneratorOrientation
 
 
 class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
@@ -158,6 +178,7 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
         model: AiImageGeneratorModel | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
+        orientation: AiImageGeneratorOrientation | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-generator``.
 
@@ -165,10 +186,11 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 10 values (``AiImageGeneratorModel``).
+            model: one of 16 values (``AiImageGeneratorModel``).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -180,6 +202,7 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            orientation=orientation,
         )
         return await self._create(body)
 
@@ -192,6 +215,7 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
         model: AiImageGeneratorModel | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
+        orientation: AiImageGeneratorOrientation | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -205,10 +229,11 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 10 values (``AiImageGeneratorModel``).
+            model: one of 16 values (``AiImageGeneratorModel``).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -224,6 +249,7 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            orientation=orientation,
         )
         return await self._generate(
             body,

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-AiImageUpscalerStyleMode: TypeAlias = Literal["pro", "creative"]
+AiImageUpscalerStyleMode: TypeAlias = Literal["pro", "preserve", "balanced", "creative"]
 
 
 AiImageUpscalerStyleEnhancement: TypeAlias = Literal["Resemblance", "Balanced", "Creative"]
@@ -35,7 +35,7 @@ class AiImageUpscalerStyle:
     """``style`` in the body of ``POST /v1/ai-image-upscaler``.
 
     Attributes:
-        mode: one of ``"pro"``, ``"creative"``.
+        mode: one of ``"pro"``, ``"preserve"``, ``"balanced"``, ``"creative"``.
         enhancement: one of ``"Resemblance"``, ``"Balanced"``, ``"Creative"``.
         prompt: str.
     """
@@ -76,24 +76,24 @@ class AiImageUpscalerBody:
 
     Attributes:
         scale_factor: float, required.
-        style: ``AiImageUpscalerStyle`` or a dict, required.
         assets: ``AiImageUpscalerAssets`` or a dict, required.
         name: str, server default ``"Image Upscaler - dateTime"``.
+        style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
     """
 
     scale_factor: float
-    style: AiImageUpscalerStyle | AiImageUpscalerStyleDict = attrs.field(
-        metadata={"model": AiImageUpscalerStyle},
-    )
     assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict = attrs.field(
         metadata={"model": AiImageUpscalerAssets},
     )
     name: str | None = None
+    style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = attrs.field(
+        default=None,
+        metadata={"model": AiImageUpscalerStyle},
+    )
 
 
 class _AiImageUpscalerBodyDictRequired(TypedDict):
     scale_factor: float
-    style: AiImageUpscalerStyle | AiImageUpscalerStyleDict
     assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict
 
 
@@ -101,6 +101,7 @@ class AiImageUpscalerBodyDict(_AiImageUpscalerBodyDictRequired, total=False):
     """``AiImageUpscalerBody`` as a plain dict."""
 
     name: str
+    style: AiImageUpscalerStyle | AiImageUpscalerStyleDict
 
 
 class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
@@ -113,31 +114,31 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
         self,
         *,
         scale_factor: float,
-        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict,
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
+        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-upscaler``.
 
         Args:
             scale_factor: float.
-            style: ``AiImageUpscalerStyle`` or a dict.
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
+            style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        body = AiImageUpscalerBody(scale_factor=scale_factor, style=style, assets=assets, name=name)
+        body = AiImageUpscalerBody(scale_factor=scale_factor, assets=assets, name=name, style=style)
         return await self._create(body)
 
     async def generate(
         self,
         *,
         scale_factor: float,
-        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict,
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
+        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -149,9 +150,9 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
 
         Args:
             scale_factor: float.
-            style: ``AiImageUpscalerStyle`` or a dict.
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
+            style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -160,7 +161,7 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
-        body = AiImageUpscalerBody(scale_factor=scale_factor, style=style, assets=assets, name=name)
+        body = AiImageUpscalerBody(scale_factor=scale_factor, assets=assets, name=name, style=style)
         return await self._generate(
             body,
             wait_for_completion=wait_for_completion,

@@ -16,6 +16,7 @@ __all__ = [
     "AiTalkingPhotoAssetsDict",
     "AiTalkingPhotoBody",
     "AiTalkingPhotoBodyDict",
+    "AiTalkingPhotoResolution",
     "AiTalkingPhotoStyle",
     "AiTalkingPhotoStyleDict",
     "AiTalkingPhotoStyleGenerationMode",
@@ -31,6 +32,9 @@ AiTalkingPhotoStyleGenerationMode: TypeAlias = Literal[
     "stable",
     "expressive",
 ]
+
+
+AiTalkingPhotoResolution: TypeAlias = Literal["480p", "720p"]
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -60,10 +64,12 @@ class AiTalkingPhotoStyle:
     Attributes:
         generation_mode: one of ``"realistic"``, ``"prompted"``, ``"pro"``, ``"standard"``, ``"stable"``,
             ``"expressive"``, server default ``"realistic"``.
+        intensity: float, 0.1 to 2, multiple of 0.01, server default ``1.5``.
         prompt: str.
     """
 
     generation_mode: AiTalkingPhotoStyleGenerationMode | None = None
+    intensity: float | None = None
     prompt: str | None = None
 
 
@@ -71,6 +77,7 @@ class AiTalkingPhotoStyleDict(TypedDict, total=False):
     """``AiTalkingPhotoStyle`` as a plain dict."""
 
     generation_mode: AiTalkingPhotoStyleGenerationMode
+    intensity: float
     prompt: str
 
 
@@ -85,6 +92,7 @@ class AiTalkingPhotoBody:
         name: str, server default ``"Talking Photo - dateTime"``.
         style: ``AiTalkingPhotoStyle`` or a dict.
         max_resolution: int.
+        resolution: one of ``"480p"``, ``"720p"``.
     """
 
     start_seconds: float
@@ -98,6 +106,7 @@ class AiTalkingPhotoBody:
         metadata={"model": AiTalkingPhotoStyle},
     )
     max_resolution: int | None = None
+    resolution: AiTalkingPhotoResolution | None = None
 
 
 class _AiTalkingPhotoBodyDictRequired(TypedDict):
@@ -112,6 +121,7 @@ class AiTalkingPhotoBodyDict(_AiTalkingPhotoBodyDictRequired, total=False):
     name: str
     style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict
     max_resolution: int
+    resolution: AiTalkingPhotoResolution
 
 
 class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
@@ -129,6 +139,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
         name: str | None = None,
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
+        resolution: AiTalkingPhotoResolution | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-talking-photo``.
 
@@ -139,6 +150,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
             max_resolution: int.
+            resolution: one of ``"480p"``, ``"720p"``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -150,6 +162,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             name=name,
             style=style,
             max_resolution=max_resolution,
+            resolution=resolution,
         )
         return await self._create(body)
 
@@ -162,6 +175,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
         name: str | None = None,
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
+        resolution: AiTalkingPhotoResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -178,6 +192,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
             max_resolution: int.
+            resolution: one of ``"480p"``, ``"720p"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -193,6 +208,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             name=name,
             style=style,
             max_resolution=max_resolution,
+            resolution=resolution,
         )
         return await self._generate(
             body,

@@ -121,6 +121,8 @@ class FaceSwapBody:
         end_seconds: float, >= 0.1, required.
         assets: ``FaceSwapAssets`` or a dict, required.
         name: str, server default ``"Face Swap - dateTime"``.
+        height: int, nullable.
+        width: int, nullable.
         style: ``FaceSwapStyle`` or a dict.
     """
 
@@ -128,6 +130,8 @@ class FaceSwapBody:
     end_seconds: float
     assets: FaceSwapAssets | FaceSwapAssetsDict = attrs.field(metadata={"model": FaceSwapAssets})
     name: str | None = None
+    height: int | None = None
+    width: int | None = None
     style: FaceSwapStyle | FaceSwapStyleDict | None = attrs.field(
         default=None,
         metadata={"model": FaceSwapStyle},
@@ -144,6 +148,8 @@ class FaceSwapBodyDict(_FaceSwapBodyDictRequired, total=False):
     """``FaceSwapBody`` as a plain dict."""
 
     name: str
+    height: int
+    width: int
     style: FaceSwapStyle | FaceSwapStyleDict
 
 
@@ -160,6 +166,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: FaceSwapAssets | FaceSwapAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         style: FaceSwapStyle | FaceSwapStyleDict | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/face-swap``.
@@ -169,6 +177,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             style: ``FaceSwapStyle`` or a dict.
 
         Returns:
@@ -179,6 +189,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             style=style,
         )
         return await self._create(body)
@@ -190,6 +202,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: FaceSwapAssets | FaceSwapAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         style: FaceSwapStyle | FaceSwapStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
@@ -205,6 +219,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             style: ``FaceSwapStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
@@ -219,6 +235,8 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             style=style,
         )
         return await self._generate(

@@ -21,28 +21,41 @@ __all__ = [
     "ImageToVideoResolution",
     "ImageToVideoStyle",
     "ImageToVideoStyleDict",
+    "ImageToVideoStyleQualityMode",
 ]
 
 
 ImageToVideoModel: TypeAlias = Literal[
     "default",
-    "ltx-2",
-    "ltx-2.3",
-    "wan-2.2",
-    "seedance",
-    "seedance-2.0",
-    "kling-2.5",
     "kling-3.0",
-    "veo3.1",
+    "ltx-2.5",
+    "seedance-2.0-mini",
+    "wan-3.0",
+    "seedance-2.5",
+    "gemini-omni-1.1",
+    "minimax-h3",
+    "wan-2.2",
+    "seedance-1.5",
+    "seedance-2.0",
     "veo3.1-lite",
     "sora-2",
+    "veo3.1",
+    "kling-2.6",
+    "ltx-2.3",
+    "ltx-2",
+    "kling-2.5",
     "kling-1.6",
+    "seedance",
     "kling-2.5-audio",
     "veo3.1-audio",
+    "seedance-2.0-fast",
 ]
 
 
-ImageToVideoResolution: TypeAlias = Literal["480p", "720p", "1080p", "4k"]
+ImageToVideoResolution: TypeAlias = Literal["360p", "480p", "720p", "1080p", "4k"]
+
+
+ImageToVideoStyleQualityMode: TypeAlias = Literal["quick", "studio"]
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -51,15 +64,21 @@ class ImageToVideoStyle:
 
     Attributes:
         prompt: str.
+        high_quality: bool.
+        quality_mode: one of ``"quick"``, ``"studio"``.
     """
 
     prompt: str | None = None
+    high_quality: bool | None = None
+    quality_mode: ImageToVideoStyleQualityMode | None = None
 
 
 class ImageToVideoStyleDict(TypedDict, total=False):
     """``ImageToVideoStyle`` as a plain dict."""
 
     prompt: str
+    high_quality: bool
+    quality_mode: ImageToVideoStyleQualityMode
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -93,8 +112,10 @@ class ImageToVideoBody:
         end_seconds: float, 1 to 60, required.
         assets: ``ImageToVideoAssets`` or a dict, required.
         name: str, server default ``"Image To Video - dateTime"``.
-        model: one of 14 values (``ImageToVideoModel``), server default ``"default"``.
-        resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+        height: int, nullable.
+        width: int, nullable.
+        model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+        resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
         audio: bool.
         style: ``ImageToVideoStyle`` or a dict.
     """
@@ -102,6 +123,8 @@ class ImageToVideoBody:
     end_seconds: float
     assets: ImageToVideoAssets | ImageToVideoAssetsDict = attrs.field(metadata={"model": ImageToVideoAssets})
     name: str | None = None
+    height: int | None = None
+    width: int | None = None
     model: ImageToVideoModel | None = None
     resolution: ImageToVideoResolution | None = None
     audio: bool | None = None
@@ -120,6 +143,8 @@ class ImageToVideoBodyDict(_ImageToVideoBodyDictRequired, total=False):
     """``ImageToVideoBody`` as a plain dict."""
 
     name: str
+    height: int
+    width: int
     model: ImageToVideoModel
     resolution: ImageToVideoResolution
     audio: bool
@@ -138,6 +163,8 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: ImageToVideoAssets | ImageToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         model: ImageToVideoModel | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
@@ -149,8 +176,10 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            model: one of 14 values (``ImageToVideoModel``), server default ``"default"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            height: int, nullable.
+            width: int, nullable.
+            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
 
@@ -161,6 +190,8 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             model=model,
             resolution=resolution,
             audio=audio,
@@ -174,6 +205,8 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: ImageToVideoAssets | ImageToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         model: ImageToVideoModel | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
@@ -191,8 +224,10 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            model: one of 14 values (``ImageToVideoModel``), server default ``"default"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            height: int, nullable.
+            width: int, nullable.
+            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
@@ -207,6 +242,8 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             model=model,
             resolution=resolution,
             audio=audio,

@@ -85,6 +85,8 @@ class LipSyncBody:
         end_seconds: float, >= 0.1, required.
         assets: ``LipSyncAssets`` or a dict, required.
         name: str, server default ``"Lip Sync - dateTime"``.
+        height: int, nullable.
+        width: int, nullable.
         max_fps_limit: float, >= 1.
         style: ``LipSyncStyle`` or a dict.
     """
@@ -93,6 +95,8 @@ class LipSyncBody:
     end_seconds: float
     assets: LipSyncAssets | LipSyncAssetsDict = attrs.field(metadata={"model": LipSyncAssets})
     name: str | None = None
+    height: int | None = None
+    width: int | None = None
     max_fps_limit: float | None = None
     style: LipSyncStyle | LipSyncStyleDict | None = attrs.field(
         default=None,
@@ -110,6 +114,8 @@ class LipSyncBodyDict(_LipSyncBodyDictRequired, total=False):
     """``LipSyncBody`` as a plain dict."""
 
     name: str
+    height: int
+    width: int
     max_fps_limit: float
     style: LipSyncStyle | LipSyncStyleDict
 
@@ -127,6 +133,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: LipSyncAssets | LipSyncAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
     ) -> CreateResponse:
@@ -137,6 +145,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
 
@@ -148,6 +158,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             max_fps_limit=max_fps_limit,
             style=style,
         )
@@ -160,6 +172,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
         end_seconds: float,
         assets: LipSyncAssets | LipSyncAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
         wait_for_completion: bool = True,
@@ -176,6 +190,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
@@ -191,6 +207,8 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             max_fps_limit=max_fps_limit,
             style=style,
         )

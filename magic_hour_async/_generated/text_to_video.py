@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TypeAlias, TypedDict
 
@@ -17,34 +18,53 @@ __all__ = [
     "TextToVideoBody",
     "TextToVideoBodyDict",
     "TextToVideoModel",
+    "TextToVideoOrientation",
+    "TextToVideoReference",
+    "TextToVideoReferenceDict",
     "TextToVideoResolution",
     "TextToVideoStyle",
     "TextToVideoStyleDict",
+    "TextToVideoStyleQualityMode",
 ]
 
 
 TextToVideoAspectRatio: TypeAlias = Literal["16:9", "9:16", "1:1"]
 
 
-TextToVideoResolution: TypeAlias = Literal["480p", "720p", "1080p", "4k"]
+TextToVideoOrientation: TypeAlias = Literal["portrait", "landscape", "square"]
+
+
+TextToVideoResolution: TypeAlias = Literal["360p", "480p", "720p", "1080p", "4k"]
 
 
 TextToVideoModel: TypeAlias = Literal[
     "default",
-    "ltx-2",
-    "ltx-2.3",
-    "wan-2.2",
-    "seedance",
-    "seedance-2.0",
-    "kling-2.5",
     "kling-3.0",
-    "veo3.1",
+    "ltx-2.5",
+    "seedance-2.0-mini",
+    "wan-3.0",
+    "seedance-2.5",
+    "gemini-omni-1.1",
+    "minimax-h3",
+    "wan-2.2",
+    "seedance-1.5",
+    "seedance-2.0",
     "veo3.1-lite",
     "sora-2",
+    "veo3.1",
+    "kling-2.6",
+    "ltx-2.3",
+    "ltx-2",
+    "kling-2.5",
     "kling-1.6",
+    "seedance",
     "kling-2.5-audio",
     "veo3.1-audio",
+    "seedance-2.0-fast",
 ]
+
+
+TextToVideoStyleQualityMode: TypeAlias = Literal["quick", "studio"]
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -52,16 +72,42 @@ class TextToVideoStyle:
     """``style`` in the body of ``POST /v1/text-to-video``.
 
     Attributes:
-        prompt: str, length 1 to 2000, required.
+        prompt: str, length 1 to 20000, required.
+        quality_mode: one of ``"quick"``, ``"studio"``.
     """
 
     prompt: str
+    quality_mode: TextToVideoStyleQualityMode | None = None
 
 
-class TextToVideoStyleDict(TypedDict):
+class _TextToVideoStyleDictRequired(TypedDict):
+    prompt: str
+
+
+class TextToVideoStyleDict(_TextToVideoStyleDictRequired, total=False):
     """``TextToVideoStyle`` as a plain dict."""
 
-    prompt: str
+    quality_mode: TextToVideoStyleQualityMode
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class TextToVideoReference:
+    """An item of ``references`` in the body of ``POST /v1/text-to-video``.
+
+    Attributes:
+        name: str, required.
+        file_path: str, length >= 1, required.
+    """
+
+    name: str
+    file_path: str
+
+
+class TextToVideoReferenceDict(TypedDict):
+    """``TextToVideoReference`` as a plain dict."""
+
+    name: str
+    file_path: str
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -73,18 +119,25 @@ class TextToVideoBody:
         style: ``TextToVideoStyle`` or a dict, required.
         name: str, server default ``"Text To Video - dateTime"``.
         aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-        resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-        model: one of 14 values (``TextToVideoModel``), server default ``"default"``.
+        orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+        resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+        model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
         audio: bool.
+        references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
     """
 
     end_seconds: float
     style: TextToVideoStyle | TextToVideoStyleDict = attrs.field(metadata={"model": TextToVideoStyle})
     name: str | None = None
     aspect_ratio: TextToVideoAspectRatio | None = None
+    orientation: TextToVideoOrientation | None = None
     resolution: TextToVideoResolution | None = None
     model: TextToVideoModel | None = None
     audio: bool | None = None
+    references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = attrs.field(
+        default=None,
+        metadata={"model": TextToVideoReference},
+    )
 
 
 class _TextToVideoBodyDictRequired(TypedDict):
@@ -97,9 +150,11 @@ class TextToVideoBodyDict(_TextToVideoBodyDictRequired, total=False):
 
     name: str
     aspect_ratio: TextToVideoAspectRatio
+    orientation: TextToVideoOrientation
     resolution: TextToVideoResolution
     model: TextToVideoModel
     audio: bool
+    references: Sequence[TextToVideoReference | TextToVideoReferenceDict]
 
 
 class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
@@ -115,9 +170,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
         style: TextToVideoStyle | TextToVideoStyleDict,
         name: str | None = None,
         aspect_ratio: TextToVideoAspectRatio | None = None,
+        orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
         model: TextToVideoModel | None = None,
         audio: bool | None = None,
+        references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/text-to-video``.
 
@@ -126,9 +183,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 14 values (``TextToVideoModel``), server default ``"default"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
             audio: bool.
+            references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -138,9 +197,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style=style,
             name=name,
             aspect_ratio=aspect_ratio,
+            orientation=orientation,
             resolution=resolution,
             model=model,
             audio=audio,
+            references=references,
         )
         return await self._create(body)
 
@@ -151,9 +212,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
         style: TextToVideoStyle | TextToVideoStyleDict,
         name: str | None = None,
         aspect_ratio: TextToVideoAspectRatio | None = None,
+        orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
         model: TextToVideoModel | None = None,
         audio: bool | None = None,
+        references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -168,9 +231,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 14 values (``TextToVideoModel``), server default ``"default"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
             audio: bool.
+            references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -184,9 +249,11 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style=style,
             name=name,
             aspect_ratio=aspect_ratio,
+            orientation=orientation,
             resolution=resolution,
             model=model,
             audio=audio,
+            references=references,
         )
         return await self._generate(
             body,

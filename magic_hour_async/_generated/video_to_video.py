@@ -200,6 +200,8 @@ class VideoToVideoBody:
         style: ``VideoToVideoStyle`` or a dict, required.
         assets: ``VideoToVideoAssets`` or a dict, required.
         name: str, server default ``"Video To Video - dateTime"``.
+        height: int, nullable.
+        width: int, nullable.
         fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
     """
 
@@ -208,6 +210,8 @@ class VideoToVideoBody:
     style: VideoToVideoStyle | VideoToVideoStyleDict = attrs.field(metadata={"model": VideoToVideoStyle})
     assets: VideoToVideoAssets | VideoToVideoAssetsDict = attrs.field(metadata={"model": VideoToVideoAssets})
     name: str | None = None
+    height: int | None = None
+    width: int | None = None
     fps_resolution: VideoToVideoFpsResolution | None = None
 
 
@@ -222,6 +226,8 @@ class VideoToVideoBodyDict(_VideoToVideoBodyDictRequired, total=False):
     """``VideoToVideoBody`` as a plain dict."""
 
     name: str
+    height: int
+    width: int
     fps_resolution: VideoToVideoFpsResolution
 
 
@@ -239,6 +245,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
         style: VideoToVideoStyle | VideoToVideoStyleDict,
         assets: VideoToVideoAssets | VideoToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/video-to-video``.
@@ -249,6 +257,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
 
         Returns:
@@ -260,6 +270,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style=style,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             fps_resolution=fps_resolution,
         )
         return await self._create(body)
@@ -272,6 +284,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
         style: VideoToVideoStyle | VideoToVideoStyleDict,
         assets: VideoToVideoAssets | VideoToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
@@ -288,6 +302,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
@@ -303,6 +319,8 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style=style,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             fps_resolution=fps_resolution,
         )
         return await self._generate(

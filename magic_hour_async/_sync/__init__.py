@@ -11,14 +11,20 @@ from ._generated.ai_image_editor import AiImageEditor
 from ._generated.ai_image_generator import AiImageGenerator
 from ._generated.ai_image_upscaler import AiImageUpscaler
 from ._generated.ai_meme_generator import AiMemeGenerator
+from ._generated.ai_music_generator import AiMusicGenerator
 from ._generated.ai_qr_code_generator import AiQrCodeGenerator
 from ._generated.ai_talking_photo import AiTalkingPhoto
+from ._generated.ai_ugc_ad import AiUgcAd
+from ._generated.ai_video_editor import AiVideoEditor
+from ._generated.ai_video_translator import AiVideoTranslator
+from ._generated.ai_video_upscaler import AiVideoUpscaler
 from ._generated.ai_voice_cloner import AiVoiceCloner
 from ._generated.ai_voice_generator import AiVoiceGenerator
 from ._generated.animation import Animation
 from ._generated.audio_to_video import AudioToVideo
 from ._generated.auto_subtitle_generator import AutoSubtitleGenerator
 from ._generated.body_swap import BodySwap
+from ._generated.character_replace import CharacterReplace
 from ._generated.face_detection import FaceDetection
 from ._generated.face_swap import FaceSwap
 from ._generated.face_swap_photo import FaceSwapPhoto
@@ -29,11 +35,14 @@ from ._generated.lip_sync import LipSync
 from ._generated.photo_colorizer import PhotoColorizer
 from ._generated.text_to_video import TextToVideo
 from ._generated.video_to_video import VideoToVideo
+from ._resources.account import AccountResource
 from ._resources.create import CreateResource, Resource
 from ._resources.files import Files, UploadUrls
 from ._resources.projects import AudioProjects, ImageProjects, Projects, VideoProjects
+from ._resources.saved_items import SavedItems
 
 __all__ = [
+    "AccountResource",
     "AiClothesChanger",
     "AiFaceEditor",
     "AiGifGenerator",
@@ -42,8 +51,13 @@ __all__ = [
     "AiImageGenerator",
     "AiImageUpscaler",
     "AiMemeGenerator",
+    "AiMusicGenerator",
     "AiQrCodeGenerator",
     "AiTalkingPhoto",
+    "AiUgcAd",
+    "AiVideoEditor",
+    "AiVideoTranslator",
+    "AiVideoUpscaler",
     "AiVoiceCloner",
     "AiVoiceGenerator",
     "Animation",
@@ -51,6 +65,7 @@ __all__ = [
     "AudioToVideo",
     "AutoSubtitleGenerator",
     "BodySwap",
+    "CharacterReplace",
     "Client",
     "CreateResource",
     "FaceDetection",
@@ -65,6 +80,7 @@ __all__ = [
     "PhotoColorizer",
     "Projects",
     "Resource",
+    "SavedItems",
     "TextToVideo",
     "UploadUrls",
     "V1",

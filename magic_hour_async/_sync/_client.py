@@ -22,8 +22,10 @@ from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
 from .._transfers._parts import ProgressCallback
 from ._generated import V1Generated
+from ._resources.account import AccountResource
 from ._resources.files import Files
 from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
+from ._resources.saved_items import SavedItems
 
 if TYPE_CHECKING:
     from ..webhooks._verify import WebhookEvent
@@ -38,6 +40,8 @@ class V1(V1Generated):
         self.image_projects = ImageProjects(wrapped.image_projects, portal)
         self.audio_projects = AudioProjects(wrapped.audio_projects, portal)
         self.files = Files(wrapped.files, portal)
+        self.account = AccountResource(wrapped.account, portal)
+        self.saved_items = SavedItems(wrapped.saved_items, portal)
 
 
 class Client(BlockingClient[AsyncClient]):

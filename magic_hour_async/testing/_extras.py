@@ -111,9 +111,9 @@ def _lyrics_need_audio(body: Body) -> tuple[str, str] | None:
     return None
 
 
-# Upload extensions by type: the spec's lists (upload-urls description) plus what the current docs add
-# (weba, oga; jfif, tif: WEBHOOKS.md section 9). The "gif" list (gif, webp, webm) is accepted under "video":
-# gifs are only allowed as face-swap's video_file_path, and the request's type enum has no "gif".
+# Upload extensions by type: the spec's lists (upload-urls description, as the current docs). The "gif" list
+# (gif, webp, webm) is accepted under "video": gifs are only allowed as face-swap's video_file_path, and the
+# request's type enum has no "gif".
 UPLOAD_EXTENSIONS: Mapping[str, tuple[str, ...]] = {
     "video": ("mp4", "m4v", "mov", "webm", "gif", "webp"),
     "audio": ("mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"),

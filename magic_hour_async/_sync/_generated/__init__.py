@@ -14,14 +14,20 @@ from .ai_image_editor import AiImageEditor
 from .ai_image_generator import AiImageGenerator
 from .ai_image_upscaler import AiImageUpscaler
 from .ai_meme_generator import AiMemeGenerator
+from .ai_music_generator import AiMusicGenerator
 from .ai_qr_code_generator import AiQrCodeGenerator
 from .ai_talking_photo import AiTalkingPhoto
+from .ai_ugc_ad import AiUgcAd
+from .ai_video_editor import AiVideoEditor
+from .ai_video_translator import AiVideoTranslator
+from .ai_video_upscaler import AiVideoUpscaler
 from .ai_voice_cloner import AiVoiceCloner
 from .ai_voice_generator import AiVoiceGenerator
 from .animation import Animation
 from .audio_to_video import AudioToVideo
 from .auto_subtitle_generator import AutoSubtitleGenerator
 from .body_swap import BodySwap
+from .character_replace import CharacterReplace
 from .face_detection import FaceDetection
 from .face_swap import FaceSwap
 from .face_swap_photo import FaceSwapPhoto
@@ -48,14 +54,20 @@ class V1Generated:
         self.ai_image_generator = AiImageGenerator(wrapped.ai_image_generator, portal)
         self.ai_image_upscaler = AiImageUpscaler(wrapped.ai_image_upscaler, portal)
         self.ai_meme_generator = AiMemeGenerator(wrapped.ai_meme_generator, portal)
+        self.ai_music_generator = AiMusicGenerator(wrapped.ai_music_generator, portal)
         self.ai_qr_code_generator = AiQrCodeGenerator(wrapped.ai_qr_code_generator, portal)
         self.ai_talking_photo = AiTalkingPhoto(wrapped.ai_talking_photo, portal)
+        self.ai_ugc_ad = AiUgcAd(wrapped.ai_ugc_ad, portal)
+        self.ai_video_editor = AiVideoEditor(wrapped.ai_video_editor, portal)
+        self.ai_video_translator = AiVideoTranslator(wrapped.ai_video_translator, portal)
+        self.ai_video_upscaler = AiVideoUpscaler(wrapped.ai_video_upscaler, portal)
         self.ai_voice_cloner = AiVoiceCloner(wrapped.ai_voice_cloner, portal)
         self.ai_voice_generator = AiVoiceGenerator(wrapped.ai_voice_generator, portal)
         self.animation = Animation(wrapped.animation, portal)
         self.audio_to_video = AudioToVideo(wrapped.audio_to_video, portal)
         self.auto_subtitle_generator = AutoSubtitleGenerator(wrapped.auto_subtitle_generator, portal)
         self.body_swap = BodySwap(wrapped.body_swap, portal)
+        self.character_replace = CharacterReplace(wrapped.character_replace, portal)
         self.face_detection = FaceDetection(wrapped.face_detection, portal)
         self.face_swap = FaceSwap(wrapped.face_swap, portal)
         self.face_swap_photo = FaceSwapPhoto(wrapped.face_swap_photo, portal)

@@ -47,7 +47,7 @@ class AiImageEditor(CreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 9 values (``AiImageEditorModel``).
+            model: one of 15 values (``AiImageEditorModel``).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
@@ -90,7 +90,7 @@ class AiImageEditor(CreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 9 values (``AiImageEditorModel``).
+            model: one of 15 values (``AiImageEditorModel``).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..._generated.ai_image_generator import (
     AiImageGeneratorAspectRatio,
     AiImageGeneratorModel,
+    AiImageGeneratorOrientation,
     AiImageGeneratorResolution,
     AiImageGeneratorStyle,
     AiImageGeneratorStyleDict,
@@ -35,6 +36,7 @@ class AiImageGenerator(CreateResource[ImageProject]):
         model: AiImageGeneratorModel | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
+        orientation: AiImageGeneratorOrientation | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-generator``.
 
@@ -42,10 +44,11 @@ class AiImageGenerator(CreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 10 values (``AiImageGeneratorModel``).
+            model: one of 16 values (``AiImageGeneratorModel``).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -58,6 +61,7 @@ class AiImageGenerator(CreateResource[ImageProject]):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            orientation=orientation,
         )
 
     def generate(
@@ -69,6 +73,7 @@ class AiImageGenerator(CreateResource[ImageProject]):
         model: AiImageGeneratorModel | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
+        orientation: AiImageGeneratorOrientation | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -82,10 +87,11 @@ class AiImageGenerator(CreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 10 values (``AiImageGeneratorModel``).
+            model: one of 16 values (``AiImageGeneratorModel``).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -102,6 +108,7 @@ class AiImageGenerator(CreateResource[ImageProject]):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            orientation=orientation,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,

@@ -29,17 +29,17 @@ class AiImageUpscaler(CreateResource[ImageProject]):
         self,
         *,
         scale_factor: float,
-        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict,
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
+        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-upscaler``.
 
         Args:
             scale_factor: float.
-            style: ``AiImageUpscalerStyle`` or a dict.
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
+            style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -47,18 +47,18 @@ class AiImageUpscaler(CreateResource[ImageProject]):
         return self._portal.call(
             self._async_ai_image_upscaler.create,
             scale_factor=scale_factor,
-            style=style,
             assets=assets,
             name=name,
+            style=style,
         )
 
     def generate(
         self,
         *,
         scale_factor: float,
-        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict,
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
+        style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -70,9 +70,9 @@ class AiImageUpscaler(CreateResource[ImageProject]):
 
         Args:
             scale_factor: float.
-            style: ``AiImageUpscalerStyle`` or a dict.
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
+            style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -84,9 +84,9 @@ class AiImageUpscaler(CreateResource[ImageProject]):
         return self._portal.call(
             self._async_ai_image_upscaler.generate,
             scale_factor=scale_factor,
-            style=style,
             assets=assets,
             name=name,
+            style=style,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,

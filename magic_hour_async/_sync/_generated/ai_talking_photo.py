@@ -9,6 +9,7 @@ from pathlib import Path
 from ..._generated.ai_talking_photo import (
     AiTalkingPhotoAssets,
     AiTalkingPhotoAssetsDict,
+    AiTalkingPhotoResolution,
     AiTalkingPhotoStyle,
     AiTalkingPhotoStyleDict,
     AsyncAiTalkingPhoto,
@@ -34,6 +35,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
         name: str | None = None,
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
+        resolution: AiTalkingPhotoResolution | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-talking-photo``.
 
@@ -44,6 +46,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
             max_resolution: int.
+            resolution: one of ``"480p"``, ``"720p"``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -56,6 +59,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             name=name,
             style=style,
             max_resolution=max_resolution,
+            resolution=resolution,
         )
 
     def generate(
@@ -67,6 +71,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
         name: str | None = None,
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
+        resolution: AiTalkingPhotoResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -83,6 +88,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
             max_resolution: int.
+            resolution: one of ``"480p"``, ``"720p"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -99,6 +105,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             name=name,
             style=style,
             max_resolution=max_resolution,
+            resolution=resolution,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,

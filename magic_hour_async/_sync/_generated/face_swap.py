@@ -32,6 +32,8 @@ class FaceSwap(CreateResource[VideoProject]):
         end_seconds: float,
         assets: FaceSwapAssets | FaceSwapAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         style: FaceSwapStyle | FaceSwapStyleDict | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/face-swap``.
@@ -41,6 +43,8 @@ class FaceSwap(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             style: ``FaceSwapStyle`` or a dict.
 
         Returns:
@@ -52,6 +56,8 @@ class FaceSwap(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             style=style,
         )
 
@@ -62,6 +68,8 @@ class FaceSwap(CreateResource[VideoProject]):
         end_seconds: float,
         assets: FaceSwapAssets | FaceSwapAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         style: FaceSwapStyle | FaceSwapStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
@@ -77,6 +85,8 @@ class FaceSwap(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             style: ``FaceSwapStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
@@ -92,6 +102,8 @@ class FaceSwap(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             style=style,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,

@@ -33,6 +33,8 @@ class ImageToVideo(CreateResource[VideoProject]):
         end_seconds: float,
         assets: ImageToVideoAssets | ImageToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         model: ImageToVideoModel | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
@@ -44,8 +46,10 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            model: one of 14 values (``ImageToVideoModel``), server default ``"default"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            height: int, nullable.
+            width: int, nullable.
+            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
 
@@ -57,6 +61,8 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             model=model,
             resolution=resolution,
             audio=audio,
@@ -69,6 +75,8 @@ class ImageToVideo(CreateResource[VideoProject]):
         end_seconds: float,
         assets: ImageToVideoAssets | ImageToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         model: ImageToVideoModel | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
@@ -86,8 +94,10 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            model: one of 14 values (``ImageToVideoModel``), server default ``"default"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            height: int, nullable.
+            width: int, nullable.
+            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
@@ -103,6 +113,8 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             model=model,
             resolution=resolution,
             audio=audio,

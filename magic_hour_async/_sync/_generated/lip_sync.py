@@ -32,6 +32,8 @@ class LipSync(CreateResource[VideoProject]):
         end_seconds: float,
         assets: LipSyncAssets | LipSyncAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
     ) -> CreateResponse:
@@ -42,6 +44,8 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
 
@@ -54,6 +58,8 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             max_fps_limit=max_fps_limit,
             style=style,
         )
@@ -65,6 +71,8 @@ class LipSync(CreateResource[VideoProject]):
         end_seconds: float,
         assets: LipSyncAssets | LipSyncAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
         wait_for_completion: bool = True,
@@ -81,6 +89,8 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
@@ -97,6 +107,8 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds=end_seconds,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             max_fps_limit=max_fps_limit,
             style=style,
             wait_for_completion=wait_for_completion,

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..._generated.text_to_video import (
     AsyncTextToVideo,
     TextToVideoAspectRatio,
     TextToVideoModel,
+    TextToVideoOrientation,
+    TextToVideoReference,
+    TextToVideoReferenceDict,
     TextToVideoResolution,
     TextToVideoStyle,
     TextToVideoStyleDict,
@@ -33,9 +37,11 @@ class TextToVideo(CreateResource[VideoProject]):
         style: TextToVideoStyle | TextToVideoStyleDict,
         name: str | None = None,
         aspect_ratio: TextToVideoAspectRatio | None = None,
+        orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
         model: TextToVideoModel | None = None,
         audio: bool | None = None,
+        references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/text-to-video``.
 
@@ -44,9 +50,11 @@ class TextToVideo(CreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 14 values (``TextToVideoModel``), server default ``"default"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
             audio: bool.
+            references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -57,9 +65,11 @@ class TextToVideo(CreateResource[VideoProject]):
             style=style,
             name=name,
             aspect_ratio=aspect_ratio,
+            orientation=orientation,
             resolution=resolution,
             model=model,
             audio=audio,
+            references=references,
         )
 
     def generate(
@@ -69,9 +79,11 @@ class TextToVideo(CreateResource[VideoProject]):
         style: TextToVideoStyle | TextToVideoStyleDict,
         name: str | None = None,
         aspect_ratio: TextToVideoAspectRatio | None = None,
+        orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
         model: TextToVideoModel | None = None,
         audio: bool | None = None,
+        references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
@@ -86,9 +98,11 @@ class TextToVideo(CreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 14 values (``TextToVideoModel``), server default ``"default"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
+            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
             audio: bool.
+            references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
             download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
@@ -103,9 +117,11 @@ class TextToVideo(CreateResource[VideoProject]):
             style=style,
             name=name,
             aspect_ratio=aspect_ratio,
+            orientation=orientation,
             resolution=resolution,
             model=model,
             audio=audio,
+            references=references,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,

@@ -34,6 +34,8 @@ class VideoToVideo(CreateResource[VideoProject]):
         style: VideoToVideoStyle | VideoToVideoStyleDict,
         assets: VideoToVideoAssets | VideoToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/video-to-video``.
@@ -44,6 +46,8 @@ class VideoToVideo(CreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
 
         Returns:
@@ -56,6 +60,8 @@ class VideoToVideo(CreateResource[VideoProject]):
             style=style,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             fps_resolution=fps_resolution,
         )
 
@@ -67,6 +73,8 @@ class VideoToVideo(CreateResource[VideoProject]):
         style: VideoToVideoStyle | VideoToVideoStyleDict,
         assets: VideoToVideoAssets | VideoToVideoAssetsDict,
         name: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
@@ -83,6 +91,8 @@ class VideoToVideo(CreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
+            height: int, nullable.
+            width: int, nullable.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
             wait_for_completion: wait through the client's scheduler until the render is terminal;
                 False returns the project right after creation.
@@ -99,6 +109,8 @@ class VideoToVideo(CreateResource[VideoProject]):
             style=style,
             assets=assets,
             name=name,
+            height=height,
+            width=width,
             fps_resolution=fps_resolution,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
