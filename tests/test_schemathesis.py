@@ -140,7 +140,7 @@ def test_schemathesis_finds_nothing_outside_the_documented_list(
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--generation-database", "none",
-        "--workers", "1",
+        "--workers", "2",
         "--no-color",
         "--report", "ndjson,json",
         "--report-ndjson-path", str(events),
