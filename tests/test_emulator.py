@@ -381,6 +381,29 @@ async def test_huge_numbers_are_bounded_not_a_server_error(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # Values the official SDK documents that the emulator once refused (its rules came from older models).
+        ("/v1/image-to-video", {"end_seconds": 5, "model": "ltx-2.5", "resolution": "360p",
+                                "assets": {"image_file_path": "api-assets/id/1.png"}}),
+        ("/v1/text-to-video", {"end_seconds": 5, "model": "seedance-2.5", "style": {"prompt": "a fox"}}),
+        ("/v1/text-to-video", {"end_seconds": 5, "model": "wan-3.0", "style": {"prompt": "a fox"}}),
+        ("/v1/ai-image-upscaler", {"scale_factor": 2, "style": {"mode": "balanced"},
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}),
+        ("/v1/ai-image-upscaler", {"scale_factor": 2, "style": {"mode": "preserve"},
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}),
+        ("/v1/ai-music-generator", {"duration": 30, "style": {"prompt": "lo-fi"}}),
+    ],
+)  # fmt: skip
+async def test_values_the_official_sdk_documents_are_accepted(
+    emu: Emulator, http: aiohttp.ClientSession, path: str, body: dict[str, Any]
+) -> None:
+    status, answer = await call(http, "POST", emu.url + path, json=body)
+    assert status == 200, answer
+
+
+@pytest.mark.asyncio
 async def test_creates_answer_402_once_credits_are_spent(emu: Emulator, http: aiohttp.ClientSession) -> None:
     emu.credits = 12
     # 5 credits per image
