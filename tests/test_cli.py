@@ -11,23 +11,7 @@ from pathlib import Path
 import pytest
 
 from magic_hour_async.testing import Emulator
-
-
-def run(
-    *args: str, emu: Emulator | None = None, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
-    if emu is not None:
-        env.update(MAGIC_HOUR_API_KEY=emu.token, MAGIC_HOUR_BASE_URL=emu.url)
-    return subprocess.run(
-        [sys.executable, "-m", "magic_hour_async", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
+from tests._cli import run
 
 
 def test_get_json_prints_the_project(magic_hour_emulator: Emulator) -> None:
@@ -52,7 +36,10 @@ def test_not_found_is_one_line_on_stderr_with_exit_4(magic_hour_emulator: Emulat
     result = run("get", "audio", "nope", emu=magic_hour_emulator)
     assert result.returncode == 4
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == ["error: NotFoundError: HTTP 404: Not Found"]
+    route = f"{magic_hour_emulator.url}/v1/audio-projects/nope"
+    assert result.stderr.strip().splitlines() == [
+        f"error: audio project nope: NotFoundError: HTTP 404: Not Found [GET {route}]"
+    ]
 
 
 def test_wrong_token_exits_3_without_printing_the_token(magic_hour_emulator: Emulator) -> None:
@@ -103,8 +90,12 @@ def test_download_and_delete(magic_hour_emulator: Emulator, tmp_path: Path) -> N
     pid = magic_hour_emulator.create_project("audio", status="complete")
     result = run("download", "audio", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
     assert result.returncode == 0, result.stderr
-    (saved,) = result.stdout.split()
+    (line,) = result.stdout.splitlines()
+    state, _, saved = line.partition(": ")
+    assert state == "saved"
     assert Path(saved).read_bytes()[:4] == b"RIFF"
+    again = run("download", "audio", pid, "--dir", str(tmp_path), emu=magic_hour_emulator)
+    assert (again.returncode, again.stdout) == (0, f"already present: {saved}\n"), again.stderr
     deleted = run("delete", "audio", pid, emu=magic_hour_emulator)
     assert deleted.returncode == 0
     assert magic_hour_emulator.project(pid)["enabled"] is False
@@ -178,3 +169,33 @@ def test_create_usage_errors_exit_2_before_any_request(
     assert result.returncode == 2
     assert message in result.stderr
     assert magic_hour_emulator.counters.count(route="POST /v1/*") == 0
+
+
+def test_a_closed_stdout_ends_quietly(magic_hour_emulator: Emulator) -> None:
+    pid = magic_hour_emulator.create_project("image", status="complete")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited: every write fails with EPIPE
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
+        env.update(MAGIC_HOUR_API_KEY=magic_hour_emulator.token, MAGIC_HOUR_BASE_URL=magic_hour_emulator.url)
+        result = subprocess.run(
+            [sys.executable, "-m", "magic_hour_async", "get", "image", pid],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_the_demo_does_not_import_the_command_line_module() -> None:
+    # _main runs the demo and the demo creates renders: both use _tools, neither imports the other at load.
+    code = "import sys, magic_hour_async._cli._demo; print('magic_hour_async._cli._main' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"

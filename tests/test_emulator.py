@@ -997,7 +997,7 @@ def test_both_emulator_commands_have_the_same_options() -> None:
             "--error-rate", "0.1", "--webhook-url", "http://x", "--webhook-secret", "s",
             "--webhook-events", "image.completed"]  # fmt: skip
     via_cli = vars(build_parser().parse_args(["emulator", *argv]))
-    for key in ("command", "token", "base_url"):  # the top-level CLI's own options
+    for key in ("command", "token", "base_url", "json"):  # the top-level CLI's own options
         via_cli.pop(key, None)
     parsed = vars(standalone.parse_args(argv))
     parsed.pop("token")

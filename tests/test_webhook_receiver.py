@@ -7,6 +7,7 @@ never with sleeps.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import threading
@@ -398,3 +399,96 @@ async def test_accept_webhook_event_resolves_a_wait_and_ignores_what_nobody_wait
         one, many = await waits
     assert one.name == "done"
     assert [p.name for p in many] == ["done", "done"]
+
+
+def _no_tracebacks(records: list[logging.LogRecord]) -> None:
+    tracebacks = [r.getMessage() for r in records if r.exc_info is not None or r.levelno >= logging.ERROR]
+    assert tracebacks == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"magic-hour-event-timestamp": "9" * 400},
+        {"magic-hour-event-timestamp": "9" * 5000},
+        {"magic-hour-event-timestamp": ""},
+        {"magic-hour-event-timestamp": "\uff11\uff17\uff12\uff19"},
+        {"magic-hour-event-signature": ""},
+        {"magic-hour-event-signature": "é" * 64},
+        {"magic-hour-event-signature": "f" * 4000},
+    ],
+)
+async def test_hostile_headers_are_answered_401_without_a_traceback(
+    hostile: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    calls: list[webhooks.WebhookEvent] = []
+    body, headers = delivery()
+    async with serving(webhooks.create_app(calls.append, secret=SECRET)) as receiver:
+        status, answer = await receiver.post(body, {**headers, **hostile})
+        stats = receiver.handler.stats
+    assert status == 401
+    assert answer["message"].startswith(("malformed timestamp", "malformed signature")), answer
+    assert (stats.rejected, calls) == (1, [])
+    _no_tracebacks(caplog.records)
+
+
+async def _raw_request(server: TestServer, head: bytes, body: bytes) -> int:
+    """Send bytes aiohttp's client would refuse to write; return the answer's status code."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.asyncio
+async def test_undecodable_header_bytes_are_answered_4xx_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body, headers = delivery()
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"magic-hour-event-signature: {headers['magic-hour-event-signature']}\r\n"
+    ).encode() + b"magic-hour-event-timestamp: \xff\xfe17293\xc0\r\n"
+    async with serving(webhooks.create_app(secret=SECRET)) as receiver:
+        status = await _raw_request(receiver.server, head, body)
+    assert 400 <= status < 500
+    _no_tracebacks(caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_signed_body_nested_too_deep_is_answered_401_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = b'{"type": "video.completed", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    ts = str(int(time.time()))
+    signature = webhooks.sign(body, SECRET, ts)
+    headers = {"magic-hour-event-signature": signature, "magic-hour-event-timestamp": ts}
+    async with serving(webhooks.create_app(secret=SECRET)) as receiver:
+        status, answer = await receiver.post(body, headers)
+    assert (status, answer) == (401, {"message": "body is not JSON: nested too deeply"})
+    _no_tracebacks(caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_an_oversized_body_is_refused_413_before_verification(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    body, headers = delivery()
+    huge = body + b" " * (2 * 1024 * 1024)  # past aiohttp's 1 MiB client_max_size
+    async with serving(webhooks.create_app(secret=SECRET)) as receiver:
+        post = receiver.session.post(receiver.server.make_url(PATH), data=io.BytesIO(huge), headers=headers)
+        async with post as response:
+            status = response.status
+        stats = receiver.handler.stats
+    assert status == 413
+    assert stats.accepted == 0
+    _no_tracebacks(caplog.records)

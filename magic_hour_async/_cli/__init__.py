@@ -1,1 +1,6 @@
-"""The ``magic-hour-async`` command line: commands, the offline demo and the progress display."""
+"""The ``magic-hour-async`` command line.
+
+Commands (``_main``), argument checks (``_args``), error lines and exit statuses (``_errors``), project
+output (``_show``), the progress display (``_progress``), and what the commands and the offline demo
+(``_demo``) share (``_tools``).
+"""

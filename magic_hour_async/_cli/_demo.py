@@ -16,10 +16,9 @@ from typing import Any
 
 from .._client import AsyncClient
 from .._models import Project
-from .._resources.projects import AsyncProjects
 from ..testing import Emulator
-from ._main import create_with
 from ._progress import Progress
+from ._tools import create_with, projects
 
 # (path, kind, body): a spread of tools with valid bodies, repeated to make the batch.
 _BATCH: list[tuple[str, str, dict[str, Any]]] = [
@@ -98,17 +97,12 @@ async def _wait_all(
     client: AsyncClient, created: list[tuple[str, str, float]]
 ) -> tuple[list[Project], dict[str, float]]:
     """Wait for every render through the one scheduler; also return when each was seen finished."""
-    resources: dict[str, AsyncProjects[Any]] = {
-        "video": client.v1.video_projects,
-        "image": client.v1.image_projects,
-        "audio": client.v1.audio_projects,
-    }
     finished_at: dict[str, float] = {}
 
     async def one_kind(kind: str) -> list[Project]:
         ids = [project_id for k, project_id, _ in created if k == kind]
         seen: list[Project] = []
-        async for project in resources[kind].as_completed(ids, timeout=600):
+        async for project in projects(client, kind).as_completed(ids, timeout=600):
             finished_at[project.id] = time.monotonic()
             seen.append(project)
         return seen

@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._args import port, positive_number
+
 EXIT_USAGE = 2
 
 
@@ -30,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The emulator's options (shared by both commands)."""
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
-    add("--port", type=int, default=8000, help="TCP port, 0 for any free one (default: %(default)s)")
+    add("--port", type=port, default=8000, help="TCP port, 0 for any free one (default: %(default)s)")
     add("--token", default=None, help="API key to accept (default: mhk_test_emulator)")
     add("--seed", type=int, default=0, help="seed for ids, outcomes and bytes (default: %(default)s)")
-    add("--speed", type=float, default=1.0, help="factor on render durations (default: %(default)s)")
+    add(
+        "--speed", type=positive_number, default=1.0, help="factor on render durations (default: %(default)s)"
+    )
     add("--error-rate", type=_probability, default=0.0, help="probability that a render fails (default: 0)")
     add("--webhook-url", default=None, help="POST signed webhooks to this URL")
     add("--webhook-secret", default=None, help="secret that signs webhooks (default: whsec_test_emulator)")

@@ -126,6 +126,7 @@ class _Transfer:
         self._offset = 0
         self._total: int | None = None
         self._refreshes = 0
+        self._reported: tuple[int, int | None] | None = None  # the last numbers given to on_progress
 
     async def run(self) -> Path:
         try:
@@ -242,7 +243,7 @@ class _Transfer:
         """True when the file under the final name has the output's size; raises DownloadError otherwise."""
         if total is not None and total == self._existing:
             logger.debug("download %s: complete file already present", self._final.name)
-            self._report(total, total)
+            self._report(total, total, already_present=True)
             return True
         size = f"has {total}" if total is not None else "size is unknown"
         raise DownloadError(
@@ -284,11 +285,18 @@ class _Transfer:
         except MagicHourError as exc:
             raise self._error(f"{cause or 'the URL expired'}; fetching fresh URLs failed: {exc}") from exc
 
-    def _report(self, done: int, total: int | None = None) -> None:
+    def _report(self, done: int, total: int | None = None, *, already_present: bool = False) -> None:
         if self._on_progress is not None:
             total = self._total if total is None else total
+            if (done, total) == self._reported:
+                return  # once per change: the last chunk and the rename report the same numbers
+            self._reported = (done, total)
             progress = TransferProgress(
-                name=self._final.name, index=self._index, bytes_done=done, bytes_total=total
+                name=self._final.name,
+                index=self._index,
+                bytes_done=done,
+                bytes_total=total,
+                already_present=already_present,
             )
             self._on_progress(progress)
 

@@ -55,12 +55,15 @@ class TransferProgress:
         index: the file's position: ``project.downloads[index]``, or its position in the upload call.
         bytes_done: bytes transferred so far (back to 0 when a server forces a download to restart).
         bytes_total: the file's size, or None when it is not known.
+        already_present: a download found an identical file under its name and kept it (nothing was
+            transferred; ``bytes_done`` is that file's size).
     """
 
     name: str
     index: int
     bytes_done: int
     bytes_total: int | None
+    already_present: bool = False
 
 
 ProgressCallback = Callable[[TransferProgress], None]

@@ -48,6 +48,8 @@ _MODELS: dict[str, type[VideoProject | ImageProject | AudioProject]] = {
     "audio": AudioProject,
 }
 _HEX = frozenset("0123456789abcdefABCDEF")
+# Unix seconds have 10 digits until the year 2286; 15 leaves room and keeps every stamp exact in a float.
+_MAX_TIMESTAMP_DIGITS = 15
 
 
 @attrs.frozen(kw_only=True)
@@ -118,7 +120,9 @@ def verify(
     if stamp is None:
         raise WebhookVerificationError(f"missing header {TIMESTAMP_HEADER}")
     stamp = stamp.strip()
-    if not stamp.isascii() or not stamp.isdigit():
+    # Unauthenticated input of any length and alphabet: only ASCII digits, and few enough of them that
+    # int() and the float arithmetic below cannot fail (a 400-digit stamp used to raise OverflowError).
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= _MAX_TIMESTAMP_DIGITS):
         raise WebhookVerificationError(f"malformed timestamp {stamp[:32]!r}: expected Unix seconds")
     if tolerance is not None:
         skew = (time.time() if now is None else now) - int(stamp)
@@ -145,8 +149,10 @@ def parse(body: bytes | str | Mapping[str, Any]) -> WebhookEvent:
     if isinstance(body, (bytes, str)):
         try:
             data = json.loads(body)
-        except ValueError:
+        except ValueError:  # also invalid UTF-8 (UnicodeDecodeError) and over-long integers
             raise WebhookVerificationError("body is not JSON") from None
+        except RecursionError:  # the C decoder's answer to nesting deeper than the recursion limit
+            raise WebhookVerificationError("body is not JSON: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise WebhookVerificationError("body is not a JSON object")
     envelope = cast("Mapping[str, Any]", data)
@@ -163,6 +169,8 @@ def parse(body: bytes | str | Mapping[str, Any]) -> WebhookEvent:
         project = decode(fields, model)
     except ResponseDecodeError as exc:
         raise WebhookVerificationError(f"payload of {event_type!r} is not a project: {exc}") from None
+    except RecursionError:  # a mapping handed in directly may nest deeper than the decoder can walk
+        raise WebhookVerificationError(f"payload of {event_type!r} is nested too deeply") from None
     return WebhookEvent(type=event_type, kind=kind, payload=project)
 
 
