@@ -404,6 +404,24 @@ async def test_values_the_official_sdk_documents_are_accepted(
 
 
 @pytest.mark.asyncio
+async def test_a_handler_failing_on_unexpected_input_answers_400_not_500(
+    emu: Emulator,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ArithmeticError("a case no rule foresaw")
+
+    monkeypatch.setattr(emu._state, "start_render", broken)
+    status, body = await call(http, "POST", emu.url + "/v1/ai-image-generator", json=IMAGE)
+    assert (status, body["code"]) == (400, "invalid_request")
+    assert (
+        "ArithmeticError: a case no rule foresaw" in caplog.text
+    )  # the trace goes to the log, not the client
+
+
+@pytest.mark.asyncio
 async def test_creates_answer_402_once_credits_are_spent(emu: Emulator, http: aiohttp.ClientSession) -> None:
     emu.credits = 12
     # 5 credits per image
