@@ -975,6 +975,15 @@ def test_both_emulator_commands_serve_until_interrupted_and_print_exports(cli: s
     assert cli.wait(timeout=10) == 0
 
 
+def test_sigterm_stops_the_emulator_cleanly() -> None:
+    command = [*EMULATOR_COMMANDS["python -m magic_hour_async.testing"], "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("export MAGIC_HOUR_BASE_URL=")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
 @pytest.mark.parametrize("name", sorted(EMULATOR_COMMANDS))
 def test_a_busy_port_is_one_line_and_exit_2(name: str) -> None:
     import socket
