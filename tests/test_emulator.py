@@ -422,6 +422,24 @@ async def test_a_handler_failing_on_unexpected_input_answers_400_not_500(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "'limit' must be greater than or equal to 1"),
+        ("limit=101", "'limit' must be less than or equal to 100"),
+        ("limit=2.5", "'limit' must be an integer"),
+        ("type=poster", "'type' must be one of: character, reference, voice, moodboard, brand_kit"),
+        ("cursor=", "'cursor' must not be empty"),
+    ],
+)
+async def test_query_parameters_follow_the_spec_rules(
+    emu: Emulator, http: aiohttp.ClientSession, query: str, message: str
+) -> None:
+    answer = await call(http, "GET", f"{emu.url}/v1/saved-items?{query}")
+    assert answer == (400, {"code": "invalid_request", "message": message})
+
+
+@pytest.mark.asyncio
 async def test_creates_answer_402_once_credits_are_spent(emu: Emulator, http: aiohttp.ClientSession) -> None:
     emu.credits = 12
     # 5 credits per image

@@ -9,6 +9,8 @@
 3. ``_authenticate`` answers 401 ``{"code": "unauthorized", "message": "Unauthorized"}`` on ``/v1``
    without the right bearer token.
    Storage URLs (``/outputs``, ``/uploads``) are authorised by their signature instead.
+4. ``_check_parameters`` answers 400 ``invalid_request`` for query or path parameters that break the spec's
+   rules (``limit=0`` on ``GET /v1/saved-items``), from the same generated table as request bodies.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import logging
 from aiohttp import web
 
 from . import _api, _transfers
-from ._api import Handler, message
+from ._api import Handler, message, refuse
 from ._counters import Counters
 from ._faults import DROPPED_KEY, FAULT_KEY, Faults, drop_connection
 from ._routing import route_key
 from ._state import STATE_KEY, State
 from ._throttle import rate_limited
+from ._validation import check_parameters
 
 FAULTS_KEY = web.AppKey("magic_hour_async.faults", Faults)
 COUNTERS_KEY = web.AppKey("magic_hour_async.counters", Counters)
@@ -111,9 +114,16 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+@web.middleware
+async def _check_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    operation, _ = route_key(request)
+    problem = check_parameters(operation, request.query, request.match_info)
+    return refuse(problem) if problem is not None else await handler(request)
+
+
 def build_app(state: State, faults: Faults, counters: Counters) -> web.Application:
     """The emulator's aiohttp application over the given state, fault rules and counters."""
-    app = web.Application(middlewares=[_observe, _inject, _authenticate])
+    app = web.Application(middlewares=[_observe, _inject, _authenticate, _check_parameters])
     app[STATE_KEY] = state
     app[FAULTS_KEY] = faults
     app[COUNTERS_KEY] = counters

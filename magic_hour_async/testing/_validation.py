@@ -35,7 +35,16 @@ import attrs
 
 from ._rules_generated import OPERATIONS
 
-__all__ = ["INVALID", "UNPROCESSABLE", "Problem", "check", "check_operation", "read_json", "rules"]
+__all__ = [
+    "INVALID",
+    "UNPROCESSABLE",
+    "Problem",
+    "check",
+    "check_operation",
+    "check_parameters",
+    "read_json",
+    "rules",
+]
 
 INVALID = (400, "invalid_request")
 UNPROCESSABLE = (422, "unprocessable_entity")
@@ -272,3 +281,39 @@ def check_operation(operation: str, body: object) -> Problem | None:
     if entry is None or "body" not in entry:
         return None
     return check(entry["body"], body, "")
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,30}")
+
+
+def _parameter(rule: Mapping[str, Any], text: str) -> object:
+    """A parameter's text as the type its rule names (the text itself when it does not parse)."""
+    kind = rule.get("type")
+    if kind == "integer" and _INTEGER.fullmatch(text):
+        return int(text)
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def check_parameters(operation: str, query: Mapping[str, str], path: Mapping[str, str]) -> Problem | None:
+    """Check the query and path parameters of ``operation`` against their generated rules."""
+    entry = rules(operation)
+    if entry is None:
+        return None
+    for where, given in (("path", path), ("query", query)):
+        for name, rule in cast("Mapping[str, Mapping[str, Any]]", entry.get(where, {})).items():
+            if name not in given:
+                if rule.get("required"):
+                    return Problem(message=f"'{name}' is required", field=name)
+                continue
+            found = check({**rule, "required": ()}, _parameter(rule, given[name]), name)
+            if found is not None:
+                return found
+    return None
