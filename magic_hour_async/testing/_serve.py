@@ -71,14 +71,14 @@ def serve(
             webhook_secret=webhook_secret,
             webhook_events=webhook_events,
         ) as emu:
+            stop = asyncio.Event()
+            # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C: uploads deleted, exit status 0. Set
+            # up before announcing, so a client that reacts to the announcement can already stop it. (No
+            # handler on Windows or off the main thread.)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             if on_ready is not None:
                 on_ready(emu)
-            stop = asyncio.Event()
-            # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C: uploads deleted, exit status 0.
-            with contextlib.suppress(
-                NotImplementedError, RuntimeError, ValueError
-            ):  # Windows, not main thread
-                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
