@@ -719,7 +719,7 @@ async def test_429_with_retry_after_in_seconds_then_recovers(
     async with http.get(url) as response:
         assert response.status == 429
         assert response.headers["Retry-After"] == "3" and response.headers["retry-after-ms"] == "2500"
-        assert await response.json() == {"message": "Too Many Requests"}
+        assert await response.json() == {"code": "rate_limited", "message": "Too Many Requests"}
     assert (await call(http, "GET", url))[0] == 200
     assert (fault.hits, fault.remaining) == (1, 0)
 
@@ -739,8 +739,9 @@ async def test_5xx_with_json_or_an_html_gateway_page(emu: Emulator, http: aiohtt
     url = f"{emu.url}/v1/video-projects/{project_id}"
     emu.faults.add(route="GET /v1/video-projects/{id}", status=503, times=2)
     emu.faults.add(route="GET /v1/video-projects/{id}", status=502, html=True)
-    assert await call(http, "GET", url) == (503, {"message": "Service Unavailable"})
-    assert await call(http, "GET", url) == (503, {"message": "Service Unavailable"})
+    unavailable = {"code": "service_unavailable", "message": "Service Unavailable"}
+    assert await call(http, "GET", url) == (503, unavailable)
+    assert await call(http, "GET", url) == (503, unavailable)
     async with http.get(url) as response:
         page = await response.text()
         assert (response.status, response.content_type) == (502, "text/html")
