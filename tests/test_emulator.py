@@ -440,6 +440,34 @@ async def test_query_parameters_follow_the_spec_rules(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "body", "credits"),
+    [
+        # "Each character costs 0.1 credits. The cost is rounded up to the nearest whole number."
+        ("/v1/ai-voice-generator", {"style": {"prompt": "x" * 95, "voice_name": "Morgan Freeman"}}, 10),
+        ("/v1/ai-voice-cloner", {"style": {"prompt": "x" * 5},
+                                 "assets": {"audio_file_path": "api-assets/id/1.mp3"}}, 1),
+        # "Each 2x upscale costs 50 credits for balanced/creative modes, and 25 credits for preserve ... 4x
+        # upscale costs 200 and 100 credits respectively."
+        ("/v1/ai-image-upscaler", {"scale_factor": 2,
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}, 50),
+        ("/v1/ai-image-upscaler", {"scale_factor": 2, "style": {"mode": "preserve"},
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}, 25),
+        ("/v1/ai-image-upscaler", {"scale_factor": 4, "style": {"mode": "creative"},
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}, 200),
+        ("/v1/ai-image-upscaler", {"scale_factor": 4, "style": {"mode": "preserve"},
+                                   "assets": {"image_file_path": "api-assets/id/1.png"}}, 100),
+    ],
+)  # fmt: skip
+async def test_prices_the_spec_states_are_charged(
+    emu: Emulator, http: aiohttp.ClientSession, path: str, body: dict[str, Any], credits: int
+) -> None:
+    before = emu.credits
+    status, created = await call(http, "POST", emu.url + path, json=body)
+    assert (status, created["credits_charged"], before - emu.credits) == (200, credits, credits)
+
+
+@pytest.mark.asyncio
 async def test_creates_answer_402_once_credits_are_spent(emu: Emulator, http: aiohttp.ClientSession) -> None:
     emu.credits = 12
     # 5 credits per image

@@ -36,7 +36,7 @@ from ._clock import Clock, WallTime
 from ._lifecycle import DEFAULT_ERROR, ERROR_MESSAGES, REFUNDED, Detection, Project, VideoInfo
 from ._media import Media
 from ._signing import Signer, iso
-from ._tools import Kind, Tool
+from ._tools import Kind, Tool, price
 
 _ALPHABET = string.ascii_lowercase + string.digits
 DETECTION_SECONDS = 3.0
@@ -168,9 +168,9 @@ class State:
             credits = max(1, round(seconds * tool.credits)) if tool.credits else 0
         elif tool.kind == "image":
             outputs = min(max(1, int(_number(body.get("image_count"), 1))), MAX_IMAGES)
-            credits = tool.credits * outputs
+            credits = price(tool, body) * outputs
         else:
-            credits = tool.credits
+            credits = price(tool, body)
         extension = tool.output_extension
         if tool.type == "AI_GIF" and body.get("output_format") in ("mp4", "webm"):
             extension = str(body["output_format"])
