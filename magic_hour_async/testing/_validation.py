@@ -128,7 +128,8 @@ def _is_type(value: object, expected: str) -> bool:
 
 @cache
 def _pattern(source: str) -> re.Pattern[str]:
-    # ECMAScript: "$" (outside a class, unescaped) only matches at the very end; "\w", "\d" are ASCII.
+    # ECMAScript: "$" only matches at the very end (Python's also before a final newline), so an unescaped "$"
+    # becomes "\Z" (the spec's patterns use it only as the end anchor); "\w", "\d" are ASCII.
     converted = re.sub(r"(?<!\\)\$", r"\\Z", source)
     return re.compile(converted, re.ASCII)
 
@@ -145,6 +146,11 @@ def _is_multiple(value: float, step: float) -> bool:
 
 def _number(value: float) -> str:
     return repr(value) if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+
+
+def _in_enum(value: object, allowed: list[Any]) -> bool:
+    # Python's True == 1: a boolean only matches a boolean, a number only a number.
+    return any(choice == value and isinstance(choice, bool) == isinstance(value, bool) for choice in allowed)
 
 
 def _enum_text(allowed: list[Any]) -> str:
@@ -180,8 +186,7 @@ def check(rule: Mapping[str, Any], value: object, where: str) -> Problem | None:
     if isinstance(expected, str) and not _is_type(value, expected):
         return problem(f"must be {_TYPE_NAMES.get(expected, expected)}")
     allowed = rule.get("enum")
-    if allowed is not None and (isinstance(value, bool) != any(isinstance(a, bool) for a in allowed)
-                                or value not in allowed):  # fmt: skip
+    if allowed is not None and not _in_enum(value, allowed):
         return problem(f"must be {_enum_text(allowed)}")
     if isinstance(value, str):
         return _check_string(rule, value, problem)
