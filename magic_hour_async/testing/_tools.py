@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -109,18 +109,21 @@ TOOLS_BY_PATH: Mapping[str, Tool] = {tool.path: tool for tool in TOOLS}
 TOOLS_BY_TYPE: Mapping[tuple[Kind, str], Tool] = {(tool.kind, tool.type): tool for tool in TOOLS}
 
 
+def _style(body: Mapping[str, Any], field: str) -> object:
+    style: object = body.get("style")
+    return cast("Mapping[str, object]", style).get(field) if isinstance(style, Mapping) else None
+
+
 def _speech(body: Mapping[str, Any]) -> int | None:
     # ai-voice-generator / ai-voice-cloner: "Each character costs 0.1 credits. The cost is rounded up".
-    style = body.get("style")
-    prompt = style.get("prompt") if isinstance(style, Mapping) else None
+    prompt = _style(body, "prompt")
     return max(1, math.ceil(len(prompt) / 10)) if isinstance(prompt, str) else None
 
 
 def _upscale(body: Mapping[str, Any]) -> int | None:
     # ai-image-upscaler: "Each 2x upscale costs 50 credits for balanced/creative modes, and 25 credits for
     # preserve ... 4x upscale costs 200 and 100 credits respectively".
-    factor, style = body.get("scale_factor"), body.get("style")
-    mode = style.get("mode") if isinstance(style, Mapping) else None
+    factor, mode = body.get("scale_factor"), _style(body, "mode")
     base = 200 if isinstance(factor, (int, float)) and factor > 2 else 50
     return base // 2 if mode == "preserve" else base
 
