@@ -1,9 +1,10 @@
 """The spec the emulator serves: the pinned spec plus the official SDK's overlay (tools/spec_overlay.json).
 
 The overlay's three endpoints (ai-music-generator, ai-ugc-ad, ai-video-upscaler) document only their 200
-answer. They sit behind the same API as every other create endpoint, so the emulator answers them with the
-same errors; for response checks they get the error responses the spec documents for the other create
-operations (400, 401, 402, 404, 422, 500), copied from one of them.
+answer and leave their request body optional (OpenAPI's default). They sit behind the same API as every other
+create endpoint, so the emulator treats them alike: the body is required (as it is for every create operation
+of the spec; their schemas have required fields anyway), and for response checks they get the error responses
+the spec documents for the other create operations (400, 401, 402, 404, 422, 500), copied from one of them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def emulator_spec() -> dict[str, Any]:
     }
     for path in pin.overlay().get("paths", {}):
         for operation in merged["paths"][path].values():
+            if "requestBody" in operation:
+                operation["requestBody"].setdefault("required", True)
             responses = operation.setdefault("responses", {})
             for status, answer in errors.items():
                 responses.setdefault(status, copy.deepcopy(answer))

@@ -36,7 +36,7 @@ from tests._emulator_spec import emulator_spec
 
 pytest.importorskip("schemathesis", reason="schemathesis is needed (nox -s schemathesis installs it)")
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 10
 SEED = 1
 TIMEOUT = 300.0
 
