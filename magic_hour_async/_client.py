@@ -9,11 +9,18 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._generated import AsyncV1Generated
-from ._http._config import Environment, Timeout, resolve_base_url, resolve_timeout, resolve_token
+from ._http._config import (
+    MAX_RESPONSE_BYTES,
+    Environment,
+    Timeout,
+    resolve_base_url,
+    resolve_max_response_bytes,
+    resolve_timeout,
+    resolve_token,
+)
+from ._http._retry import RetryPolicy
 from ._http._transport import Transport
 from ._models import TERMINAL_STATUSES, Project
 from ._polling._policy import PollPolicy
@@ -31,6 +38,8 @@ from ._transfers._downloads import download_outputs
 from ._transfers._parts import ProgressCallback
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from .webhooks._verify import WebhookEvent
 
 
@@ -63,8 +72,11 @@ class AsyncClient:
         token: the API key; ``None`` reads ``MAGIC_HOUR_API_KEY``.
         base_url: the API's URL; ``None`` reads ``MAGIC_HOUR_BASE_URL``, else ``environment``.
         environment: which deployment to use when no base URL is given.
-        timeout: seconds for the whole request, or a :class:`Timeout` (default: connect 10 s, read 60 s).
+        timeout: seconds for each attempt of a request, or a :class:`Timeout` (default: connect 10 s,
+            read 60 s, total 60 s per attempt of an API call).
         max_retries: extra attempts for failed requests (see the README's retry rules).
+        max_response_bytes: the largest API answer read (default 16 MiB); a larger one raises
+            ``ResponseDecodeError`` without being read.
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         session: an ``aiohttp.ClientSession`` you own; the client uses it and never closes it.
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
@@ -79,17 +91,17 @@ class AsyncClient:
         environment: Environment = Environment.PRODUCTION,
         timeout: float | Timeout | None = None,
         max_retries: int = 2,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
     ) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be a non-negative integer, not {max_retries!r}")
         self._transport = Transport(
             base_url=resolve_base_url(base_url, environment),
             token=resolve_token(token),
             timeout=resolve_timeout(timeout),
-            max_retries=max_retries,
+            retry=RetryPolicy(max_retries=max_retries),
+            max_response_bytes=resolve_max_response_bytes(max_response_bytes),
             session=session,
         )
         if poll is not None and not isinstance(poll, PollPolicy):

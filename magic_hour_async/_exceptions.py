@@ -17,16 +17,20 @@ MagicHourError
 ```
 
 Every exception pickles: constructors take their fields as keyword arguments and ``__reduce__`` replays them.
-Messages never contain the API token: :func:`status_error` builds them from the response body only, and the
-transport scrubs the token from anything it raises.
+Nothing here ever holds a secret: :func:`status_error` scrubs the token and signed URL query strings from the
+message, the body and the headers before it builds the exception (a server may echo them), and the transport
+raises what it maps from aiohttp with no ``__cause__`` or ``__context__`` (aiohttp's exceptions quote URLs and
+request headers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn, cast
+
+from ._http._redact import scrub, scrub_value
 
 _EXCERPT = 200
 
@@ -136,7 +140,18 @@ class ServerError(APIStatusError):
 
 
 class APIConnectionError(MagicHourError):
-    """No HTTP response was received (refused, reset, DNS failure, TLS error)."""
+    """No HTTP response was received (refused, reset, DNS failure, TLS error).
+
+    ``request_sent`` is False when the connection failed before any byte of the request went out (refused,
+    DNS, TLS, connect timeout): the server cannot have acted on it, so even a paid create is safe to retry.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+    def _fields(self) -> dict[str, Any]:
+        return {"message": self.message, "request_sent": self.request_sent}
 
 
 class APITimeoutError(APIConnectionError, TimeoutError):
@@ -178,6 +193,22 @@ class WebhookVerificationError(MagicHourError):
     """A webhook delivery failed verification (missing header, bad signature, stale timestamp)."""
 
 
+def raise_detached(error: MagicHourError, *, cause: MagicHourError | None = None) -> NoReturn:
+    """Raise ``error`` with ``cause`` (an SDK error, already scrubbed) as its only link to other exceptions.
+
+    ``raise error from None`` only hides the context from tracebacks, and on Python 3.10 a coroutine may
+    chain an exception it handled earlier (aiohttp's, quoting URLs) to whatever it raises next. Clearing the
+    context after the raise and re-raising as is chains nothing new.
+    """
+    try:
+        raise error
+    except MagicHourError:
+        error.__context__ = None
+        error.__cause__ = cause
+        error.__suppress_context__ = True
+        raise
+
+
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -208,12 +239,20 @@ def status_error(
     *,
     reason: str = "",
     retry_after: float | None = None,
+    secrets: Iterable[str] = (),
 ) -> APIStatusError:
-    """Build the exception for an error response. The one place that maps statuses to classes."""
-    text = raw.decode("utf-8", "replace")
+    """Build the exception for an error response. The one place that maps statuses to classes.
+
+    ``secrets`` (the token, a signed URL's query) are scrubbed from the message, body and headers, as is the
+    query of any URL in them.
+    """
+    hidden = tuple(secrets)
+    text = scrub(raw.decode("utf-8", "replace"), hidden)
     body: Any = text
-    with contextlib.suppress(ValueError):
-        body = json.loads(text)
+    with contextlib.suppress(ValueError, RecursionError):  # not JSON, or nested too deep: keep the text
+        body = scrub_value(json.loads(text), hidden)
+    headers = {scrub(name, hidden): scrub(value, hidden) for name, value in headers.items()}
+    reason = scrub(reason, hidden)
     found = cast("dict[str, object]", body).get("message") if isinstance(body, dict) else None
     message = (found if isinstance(found, str) else _excerpt(text)) or reason or "no message"
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)

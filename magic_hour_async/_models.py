@@ -15,6 +15,7 @@ from typing import TypeVar
 import attrs
 
 from ._exceptions import RenderError
+from ._http._redact import redact_url
 
 __all__ = [
     "AudioProject",
@@ -52,9 +53,12 @@ _FAILED_STATUSES = frozenset({"error", "canceled"})
 
 @attrs.frozen(kw_only=True)
 class Download:
-    """One output file: a signed URL that expires (typically after 24 hours)."""
+    """One output file: a signed URL that expires (typically after 24 hours).
 
-    url: str
+    The repr hides the URL's query (its signature), so a logged or printed project leaks no access.
+    """
+
+    url: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     expires_at: datetime | None = None
 
 

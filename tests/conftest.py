@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from tests._scripted import ScriptedServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the tests however the suite was started.
+
+    A background job of a non-interactive shell (``cmd &`` in a script, as CI runners do) starts with SIGINT
+    ignored; Python then installs no KeyboardInterrupt handler, and its children inherit the ignored signal.
+    The Ctrl-C tests (the blocking client, the emulator's CLI) would hang instead of testing anything.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

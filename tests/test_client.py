@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import warnings
+from collections.abc import Callable
 from urllib.parse import unquote
 
+import aiohttp
 import pytest
 
 import magic_hour_async as mh
@@ -62,9 +65,39 @@ def test_bad_options_raise_configuration_error(kwargs: dict[str, object]) -> Non
 
 
 def test_timeout_number_and_object() -> None:
-    assert mh.AsyncClient(token=TOKEN, timeout=5)._transport._timeout.total == 5
-    t = mh.AsyncClient(token=TOKEN, timeout=mh.Timeout(connect=1, read=2))._transport._timeout
-    assert (t.sock_connect, t.sock_read, t.total) == (1, 2, None)
+    assert mh.AsyncClient(token=TOKEN, timeout=5)._transport.timeout == mh.Timeout(connect=5, read=5, total=5)
+    t = mh.AsyncClient(token=TOKEN, timeout=mh.Timeout(connect=1, read=2))._transport.timeout
+    assert (t.connect, t.read, t.total) == (1, 2, 60.0)  # every API call has a finite total by default
+    assert mh.AsyncClient(token=TOKEN)._transport.timeout == mh.Timeout(connect=10, read=60, total=60)
+
+
+@pytest.mark.parametrize("field", ["connect", "read", "total"])
+@pytest.mark.parametrize("value", [0, -1, True, "5"])
+def test_nonsense_timeouts_are_refused(field: str, value: object) -> None:
+    with pytest.raises(mh.ConfigurationError, match=f"Timeout.{field}"):
+        mh.Timeout(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["tok\r\nX-Injected: 1", "tok en", "tok\t", "tok\n", "\x00tok", "t\u00f6ken", "tok\x7f"],
+)
+def test_a_token_with_whitespace_or_control_characters_is_refused_at_construction(token: str) -> None:
+    with pytest.raises(mh.ConfigurationError, match="whitespace, a control character") as info:
+        mh.AsyncClient(token=token)
+    assert token not in str(info.value)
+
+
+def test_a_bad_token_in_the_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGIC_HOUR_API_KEY", "mhk_live_abc\n")
+    with pytest.raises(mh.ConfigurationError, match="MAGIC_HOUR_API_KEY environment variable contains"):
+        mh.AsyncClient()
+
+
+@pytest.mark.parametrize("value", [1023, 0, True, 2.5])
+def test_max_response_bytes_must_be_a_sane_integer(value: object) -> None:
+    with pytest.raises(mh.ConfigurationError, match="max_response_bytes"):
+        mh.AsyncClient(token=TOKEN, max_response_bytes=value)  # type: ignore[arg-type]
 
 
 def test_token_is_absent_from_reprs() -> None:
@@ -113,20 +146,32 @@ async def test_close_twice_is_harmless_and_a_closed_client_says_so(scripted: Scr
 @pytest.mark.asyncio
 async def test_session_is_created_lazily_and_reused(scripted: ScriptedServer) -> None:
     client = mh.AsyncClient(token=TOKEN, base_url=scripted.url)
-    assert client._transport._session is None
+    assert client._transport._session() is None
     async with client:
         await client.v1.video_projects.get(id="a")
-        session = client._transport._session
+        session = client._transport._session()
         await client.v1.video_projects.delete(id="a")
-        assert client._transport._session is session
+        assert client._transport._session() is session
     assert session is not None and session.closed
+
+
+def resource_warnings_when_collected(make: Callable[[], object]) -> list[str]:
+    """The ResourceWarnings raised while an object made by ``make()`` is dropped and garbage-collected."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dropped = make()
+        del dropped
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 @pytest.mark.asyncio
 async def test_unused_client_needs_no_close() -> None:
     # Constructing without using it creates no session, so nothing can warn about an unclosed one.
-    mh.AsyncClient(token=TOKEN)
-    gc.collect()
+    assert resource_warnings_when_collected(lambda: mh.AsyncClient(token=TOKEN)) == []
+    # ... while the same check does see an unclosed session.
+    unclosed = resource_warnings_when_collected(aiohttp.ClientSession)
+    assert any("Unclosed client session" in message for message in unclosed)
 
 
 @pytest.mark.asyncio

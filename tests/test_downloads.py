@@ -348,6 +348,18 @@ async def test_a_server_ignoring_range_restarts_the_file_from_zero(
 
 
 @pytest.mark.asyncio
+async def test_a_416_on_resume_restarts_from_zero_at_once(
+    client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path
+) -> None:
+    data = blob(3_000_000)
+    storage.add("v/output.mp4", data, Fault(truncate=1_000_000), Fault(status=416))
+    paths = await client.download_outputs(video(storage, "p1", "v/output.mp4"), tmp_path)
+    assert paths[0].read_bytes() == data
+    assert storage.file_requests("v/output.mp4") == [None, "bytes=1000000-", None]
+    assert sleeps.delays == []
+
+
+@pytest.mark.asyncio
 async def test_a_wrong_content_range_restarts_without_range(
     client: AsyncClient, storage: Storage, sleeps: SleepRecorder, tmp_path: Path, write_mode: str
 ) -> None:
@@ -718,6 +730,17 @@ async def test_threaded_writes_use_a_fixed_set_of_buffers(tmp_path: Path) -> Non
     assert len(part._spare) <= 3
 
 
+async def first_wait_of(task: asyncio.Task[object]) -> None:
+    """Return once a task created just before has run up to its first wait, and check that it is waiting.
+
+    ``create_task`` queues the task's first step, and ``sleep(0)`` queues this coroutine behind it: when we
+    resume, the task has run until it had to wait for something that is not ready (or finished). No clock
+    is involved, so this holds however slow the machine is.
+    """
+    await asyncio.sleep(0)
+    assert not task.done(), "the task did not have to wait"
+
+
 @pytest.mark.asyncio
 async def test_discard_waits_for_a_running_write_then_removes_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -736,8 +759,8 @@ async def test_discard_waits_for_a_running_write_then_removes_the_file(
     await part.write(b"efgh")  # hands "abcd" to the thread, which blocks inside the write
     assert await asyncio.to_thread(entered.wait, 5)
     discarding = asyncio.create_task(part.discard())
-    await asyncio.sleep(0.05)
-    assert not discarding.done() and part.path.exists()  # never deleted under a running write
+    await first_wait_of(discarding)
+    assert part.path.exists()  # never deleted under a running write
     release.set()
     await asyncio.wait_for(discarding, 5)
     assert listing(tmp_path) == []
@@ -752,7 +775,7 @@ async def test_a_cancelled_write_takes_nothing(tmp_path: Path, monkeypatch: pyte
     await part.write(b"abcd")
     await part.write(b"efgh")  # "abcd" queued: the only other buffer now fills
     blocked = asyncio.create_task(part.write(b"ijkl"))  # needs a free buffer: waits for the thread
-    await asyncio.sleep(0.05)
+    await first_wait_of(blocked)
     blocked.cancel()
     with pytest.raises(asyncio.CancelledError):
         await blocked

@@ -92,3 +92,15 @@ def test_builtin_bases_match_meaning() -> None:
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert issubclass(obj, mh.MagicHourError)
             assert obj.__doc__ and obj.__doc__.strip()
+
+
+def test_an_error_body_nested_too_deeply_is_kept_as_text() -> None:
+    import pickle
+
+    deep = b"[" * 500 + b"]" * 500  # decodes, but its repr and pickle would recurse 500 deep
+    error = status_error(500, deep, {})
+    assert isinstance(error, mh.ServerError)
+    assert error.body == deep.decode()
+    assert pickle.loads(pickle.dumps(error)).body == error.body
+    shallow = status_error(500, b'{"message": "x", "detail": [[[1]]]}', {})
+    assert shallow.body == {"message": "x", "detail": [[[1]]]}

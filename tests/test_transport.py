@@ -1,4 +1,4 @@
-"""Transport behaviour over real HTTP on 127.0.0.1 (scripted server) and, for unit cases, aioresponses."""
+"""Transport behaviour over real HTTP on 127.0.0.1 (scripted server); unit cases also on aioresponses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from importlib.metadata import version
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -24,7 +26,7 @@ from magic_hour_async import (
     Timeout,
     __version__,
 )
-from magic_hour_async._http._retry import Backoff
+from magic_hour_async._http._retry import RetryPolicy
 from magic_hour_async._http._transport import Transport
 from tests._scripted import Scripted, ScriptedServer, default_project
 
@@ -49,7 +51,7 @@ def make_transport(
         base_url=base_url,
         token=TOKEN,
         timeout=timeout or Timeout(),
-        max_retries=max_retries,
+        retry=RetryPolicy(max_retries=max_retries),
         sleep=sleep,
         rand=lambda: 0.5,
     )
@@ -284,44 +286,122 @@ async def test_token_never_reaches_debug_logs(
     assert TOKEN not in caplog.text
 
 
+# -- unit cases, each run twice: on aioresponses and on a loopback aiohttp.web server ----------------------
+#
+# aioresponses fakes the session's responses without a socket; it does not work with every aiohttp (0.7.9
+# builds ClientResponse without the stream_writer argument aiohttp 3.14 requires). Each case therefore also
+# runs against the scripted loopback server, so no behaviour is tested only where aioresponses works.
+
+
+class Responder(Protocol):
+    """Where a case's canned responses come from."""
+
+    base_url: str
+
+    def add(self, method: str, path: str, *, status: int = 200, body: Any = "", stall: bool = False) -> None:
+        """Answer the next ``method path`` with ``status`` and ``body`` (JSON unless a str), or stall."""
+
+
+class MockedResponder:
+    base_url = "http://api.test"
+
+    def __init__(self, mocked: aioresponses) -> None:
+        self.mocked = mocked
+
+    def add(self, method: str, path: str, *, status: int = 200, body: Any = "", stall: bool = False) -> None:
+        url = self.base_url + path
+        if stall:
+            self.mocked.add(url, method, exception=asyncio.TimeoutError())
+        elif isinstance(body, str):
+            self.mocked.add(url, method, status=status, body=body)
+        else:
+            self.mocked.add(url, method, status=status, payload=body)
+
+
+class LoopbackResponder:
+    def __init__(self, server: ScriptedServer) -> None:
+        self.server = server
+        self.base_url = server.url
+
+    def add(self, method: str, path: str, *, status: int = 200, body: Any = "", stall: bool = False) -> None:
+        # The scripted server keys its script by path (with the query); each case uses a path per method.
+        self.server.add(path, Scripted(delay=STALL) if stall else Scripted(status=status, body=body))
+
+
+STALL = 1.0  # a stalled loopback response: well past the read timeout of the cases below
+READ_TIMEOUT = Timeout(read=0.25)
+
+
+async def _aioresponses_works() -> str | None:
+    """None when aioresponses can fake a response with the installed aiohttp, else why it cannot."""
+    with aioresponses() as mocked:
+        mocked.get("http://probe.test/", status=204)
+        try:
+            async with aiohttp.ClientSession() as session, session.get("http://probe.test/") as response:
+                assert response.status == 204
+        except TypeError as exc:
+            return (
+                f"aioresponses {version('aioresponses')} does not work with aiohttp {aiohttp.__version__} "
+                f"({exc}); the loopback run of this case covers it"
+            )
+    return None
+
+
+@pytest_asyncio.fixture(params=["aioresponses", "loopback"])
+async def responder(request: pytest.FixtureRequest) -> AsyncIterator[Responder]:
+    if request.param == "loopback":
+        server = ScriptedServer()
+        await server.server.start_server()
+        try:
+            yield LoopbackResponder(server)
+        finally:
+            await server.server.close()
+        return
+    reason = await _aioresponses_works()
+    if reason is not None:
+        pytest.skip(reason)
+    with aioresponses() as mocked:
+        yield MockedResponder(mocked)
+
+
 @pytest.mark.asyncio
-async def test_signed_url_query_is_redacted_in_logs(caplog: pytest.LogCaptureFixture) -> None:
-    t = make_transport("http://example.test", SleepRecorder(), max_retries=0)
-    signed = "http://example.test/outputs/1/output.mp4?X-Amz-Signature=deadbeef&Expires=1"
-    with aioresponses() as mocked, caplog.at_level(logging.DEBUG, logger="magic_hour_async"):
-        mocked.get(signed, status=500, body="boom")
-        with pytest.raises(ServerError):
-            await t.request("GET", signed.removeprefix("http://example.test"))
+async def test_signed_url_query_is_redacted_in_logs(
+    responder: Responder, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = make_transport(responder.base_url, SleepRecorder(), max_retries=0)
+    signed = "/outputs/1/output.mp4?X-Amz-Signature=deadbeef&Expires=1"
+    responder.add("GET", signed, status=500, body="boom")
+    with caplog.at_level(logging.DEBUG, logger="magic_hour_async"), pytest.raises(ServerError) as info:
+        await t.request("GET", signed)
     await t.aclose()
     assert "deadbeef" not in caplog.text
     assert "?<redacted>" in caplog.text
+    assert "deadbeef" not in str(info.value)
 
 
 @pytest.mark.asyncio
-async def test_delete_204_returns_none_and_408_is_retried() -> None:
+async def test_delete_204_returns_none_and_408_is_retried(responder: Responder) -> None:
     sleep = SleepRecorder()
-    t = make_transport("http://api.test", sleep)
-    with aioresponses() as mocked:
-        mocked.delete("http://api.test/v1/image-projects/x", status=408, body="")
-        mocked.delete("http://api.test/v1/image-projects/x", status=204)
-        assert await t.request("DELETE", "/v1/image-projects/x") is None
+    t = make_transport(responder.base_url, sleep)
+    responder.add("DELETE", "/v1/image-projects/x", status=408, body="")
+    responder.add("DELETE", "/v1/image-projects/x", status=204, body=None)
+    assert await t.request("DELETE", "/v1/image-projects/x") is None
     await t.aclose()
     assert len(sleep.delays) == 1
 
 
 @pytest.mark.asyncio
-async def test_timeout_from_aiohttp_is_retried_for_get_but_not_for_paid_post() -> None:
+async def test_timeout_from_aiohttp_is_retried_for_get_but_not_for_paid_post(responder: Responder) -> None:
     sleep = SleepRecorder()
-    t = make_transport("http://api.test", sleep, max_retries=1)
-    with aioresponses() as mocked:
-        mocked.get("http://api.test/v1/video-projects/x", exception=asyncio.TimeoutError())
-        mocked.get("http://api.test/v1/video-projects/x", payload={"id": "x", "status": "queued"})
-        assert (await t.request("GET", "/v1/video-projects/x"))["status"] == "queued"
-        mocked.post("http://api.test/v1/animation", exception=asyncio.TimeoutError())
-        with pytest.raises(APITimeoutError):
-            await t.request("POST", "/v1/animation", json_body={}, paid=True)
+    t = make_transport(responder.base_url, sleep, max_retries=1, timeout=READ_TIMEOUT)
+    responder.add("GET", "/v1/video-projects/x", stall=True)
+    responder.add("GET", "/v1/video-projects/x", body={"id": "x", "status": "queued"})
+    assert (await t.request("GET", "/v1/video-projects/x"))["status"] == "queued"
+    responder.add("POST", "/v1/animation", stall=True)
+    with pytest.raises(APITimeoutError):
+        await t.request("POST", "/v1/animation", json_body={}, paid=True)
     await t.aclose()
-    assert len(sleep.delays) == 1
+    assert len(sleep.delays) == 1  # the GET was retried once; the paid POST was not
 
 
 @pytest.mark.asyncio
@@ -333,8 +413,61 @@ async def test_caller_owned_session_is_used_and_left_open(scripted: ScriptedServ
         assert not session.closed
 
 
-def test_backoff_rejects_nonsense() -> None:
+def test_retry_policy_rejects_nonsense() -> None:
     from magic_hour_async import ConfigurationError
 
     with pytest.raises(ConfigurationError):
-        Backoff(base=0)
+        RetryPolicy(base=0)
+
+
+def test_only_the_transport_imports_aiohttp_on_the_client_side() -> None:
+    import ast
+    from pathlib import Path
+
+    import magic_hour_async
+
+    root = Path(magic_hour_async.__file__).parent
+    # The emulator, the webhook receiver (an aiohttp.web app) and the CLI are servers and tools.
+    exempt = ("testing/", "_sync/", "_cli/", "webhooks/_receiver.py")
+    importers = set()
+    for path in root.rglob("*.py"):
+        name = path.relative_to(root).as_posix()
+        if name.startswith(exempt):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(module == "aiohttp" or module.startswith("aiohttp.") for module in modules):
+                importers.add(name)
+    # _client.py names the caller-owned session's type, under TYPE_CHECKING only.
+    assert importers == {"_http/_transport.py", "_client.py"}
+
+
+@pytest.mark.asyncio
+async def test_a_mapped_failure_has_no_cause_or_context(sleep: SleepRecorder) -> None:
+    # aiohttp's exceptions quote URLs, and their request_info holds the Authorization header.
+    t = make_transport(f"http://127.0.0.1:{_unused_port()}", sleep, max_retries=0)
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await t.request("GET", PATH)
+    finally:
+        await t.aclose()
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
+    assert info.value.request_sent is False
+
+
+@pytest.mark.asyncio
+async def test_test_mode_zeroes_the_transport_backoff(
+    transport: Transport, scripted: ScriptedServer, sleep: SleepRecorder
+) -> None:
+    from magic_hour_async._test_mode import set_testing
+
+    scripted.add(PATH, Scripted(status=503, body={}), Scripted(status=429, headers={"Retry-After": "9"}))
+    with set_testing(True):
+        assert (await transport.request("GET", PATH))["id"] == "abc"
+    assert sleep.delays == [0.0, 0.0]

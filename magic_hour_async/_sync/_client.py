@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._client import AsyncClient, AsyncV1
-from .._http._config import Environment, Timeout
+from .._http._config import MAX_RESPONSE_BYTES, Environment, Timeout
 from .._models import Project
 from .._polling._policy import PollPolicy
 from .._polling._scheduler import PollEvent, SchedulerStats
@@ -57,8 +57,11 @@ class Client(BlockingClient[AsyncClient]):
         token: the API key; ``None`` reads ``MAGIC_HOUR_API_KEY``.
         base_url: the API's URL; ``None`` reads ``MAGIC_HOUR_BASE_URL``, else ``environment``.
         environment: which deployment to use when no base URL is given.
-        timeout: seconds for the whole request, or a :class:`Timeout` (default: connect 10 s, read 60 s).
+        timeout: seconds for each attempt of a request, or a :class:`Timeout` (default: connect 10 s,
+            read 60 s, total 60 s per attempt of an API call).
         max_retries: extra attempts for failed requests (see the README's retry rules).
+        max_response_bytes: the largest API answer read (default 16 MiB); a larger one raises
+            ``ResponseDecodeError`` without being read.
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
@@ -75,6 +78,7 @@ class Client(BlockingClient[AsyncClient]):
         environment: Environment = Environment.PRODUCTION,
         timeout: float | Timeout | None = None,
         max_retries: int = 2,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         poll: PollPolicy | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
     ) -> None:
@@ -85,6 +89,7 @@ class Client(BlockingClient[AsyncClient]):
             environment=environment,
             timeout=timeout,
             max_retries=max_retries,
+            max_response_bytes=max_response_bytes,
             poll=poll,
             on_poll_event=on_poll_event,
         )

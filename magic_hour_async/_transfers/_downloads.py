@@ -1,6 +1,6 @@
 """Streaming, atomic, resumable downloads of a project's outputs (``AsyncClient.download_outputs``).
 
-Each output streams through the client's own session (``Transport.open()``) in chunks into a temporary
+Each output streams through the client's transport (``Transport.stream()``) in chunks into a temporary
 ``.{name}.{random}.part`` file next to its final name (see :class:`PartFile` for how writes stay off the
 event loop's critical path with bounded memory) and is renamed into place only once its size matches
 ``Content-Length``, so the final name is either absent or complete. The client's connect timeout applies;
@@ -11,20 +11,25 @@ Faults, per output:
 
 - a transfer cut short resumes with ``Range: bytes=N-``; a ``206`` must carry a ``Content-Range`` starting
   at N, and a ``200`` means the server ignored the range: the file restarts from zero;
-- connection errors, timeouts, 408, 429 and 5xx retry with the client's :class:`Backoff` and
-  ``max_retries`` (an attempt that saved new bytes resets the count and resumes at once);
+- what the client's :class:`RetryPolicy` calls transient for ``RequestKind.DOWNLOAD`` (connection errors,
+  timeouts, 408, 429, 500, 502, 503, 504) retries with its backoff and ``max_retries`` (an attempt that
+  saved new bytes resets the count and resumes at once);
 - a URL whose ``expires_at`` has passed, or a 403/410 answer, fetches the project again for fresh URLs
   (one fetch serves all outputs of the call; at most two per output);
 - anything else, or retries running out, raises :class:`DownloadError` naming the output, the file and the
-  cause (signed query strings redacted), after removing the temporary file. Cancellation removes it too.
+  cause, after removing the temporary file. Cancellation removes it too. Signed query strings (of the URL
+  and of any redirect target) appear in no message, log line or cause.
 
 A file already under the final name is kept when its size equals the output's ``Content-Length`` (one GET
-whose body is not read) and raises :class:`DownloadError` otherwise, unless ``overwrite=True``.
+whose body is not read) and raises :class:`DownloadError` otherwise, unless ``overwrite=True``. When the
+server gives no usable ``Content-Length`` (a compressed answer), the output is downloaded and compared with
+the file byte for byte: identical keeps the file, different raises.
 """
 
 from __future__ import annotations
 
 import asyncio
+import filecmp
 import logging
 import os
 import re
@@ -32,11 +37,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
-from .._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, status_error
-from .._http._config import user_agent
-from .._http._transport import Transport, map_exception, redact_url
+from .._exceptions import APIConnectionError, APITimeoutError, DownloadError, MagicHourError, raise_detached
+from .._http._redact import redact_url, scrub, url_secrets
+from .._http._retry import RequestKind
+from .._http._transport import StreamResponse, Transport
 from .._models import AudioProject, Download, ImageProject, Project, VideoProject
 from ._filenames import confine, output_filename
 from ._parts import (
@@ -45,8 +49,8 @@ from ._parts import (
     Stall,
     TransferProgress,
     gather_all,
+    stall_limit,
     transfer_slots,
-    transfer_timeout,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ logger = logging.getLogger("magic_hour_async")
 
 CHUNK_SIZE = 1 << 20
 _MAX_REFRESHES = 2
+_MAX_RESTARTS = 2
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -103,6 +108,10 @@ class _Expired(_Retryable):
     """The signed URL was refused (403/410): fresh URLs are needed."""
 
 
+class _Restart(_Retryable):
+    """The server refused to resume (416): the partial file no longer matches, start again from zero."""
+
+
 class _Transfer:
     """Downloads one output: the retry, refresh and resume loop around single GET attempts."""
 
@@ -144,7 +153,7 @@ class _Transfer:
         expires = self._download.expires_at
         if expires is not None and expires <= datetime.now(timezone.utc):
             await self._refresh(None)
-        failures = 0
+        failures = restarts = 0
         furthest = 0  # the highest offset reached: refetching bytes after a restart is not progress
         while True:
             try:
@@ -152,41 +161,44 @@ class _Transfer:
                     return
             except _Expired as exc:
                 await self._refresh(exc.cause)
+            except _Restart as exc:
+                restarts += 1  # the next attempt sends no Range, so this cannot repeat without a cause
+                if restarts > _MAX_RESTARTS:
+                    raise_detached(self._error(exc.cause), cause=exc.cause)
             except _Retryable as exc:
                 if self._offset > furthest:
                     furthest = self._offset
                     failures = 0  # new bytes were saved: resume at once
                     continue
+                logger.debug("download %s: %s", self._final.name, exc.cause)
+                if not await self._transport.retry_pause(RequestKind.DOWNLOAD, exc.cause, attempt=failures):
+                    raise_detached(self._error(exc.cause), cause=exc.cause)
                 failures += 1
-                if failures > self._transport.max_retries:
-                    raise self._error(exc.cause) from exc.cause
-                delay = self._transport.backoff.delay(failures - 1, self._transport._rand())
-                logger.debug("download %s: %s; retry in %.2fs", self._final.name, exc.cause, delay)
-                await self._transport._sleep(delay)
 
     async def _attempt(self) -> bool:
         """One GET. True when the output is saved (or an identical file was already there)."""
         # No auth header: signed URLs carry their own authorisation. Sizes and ranges refer to the bytes on
         # disk, so no compression either.
-        headers = {"User-Agent": user_agent(), "Accept-Encoding": "identity"}
+        headers = {"Accept-Encoding": "identity"}
         if self._offset:
             headers["Range"] = f"bytes={self._offset}-"
-        timeout, stall_seconds = transfer_timeout(self._transport)
-        stall = Stall(stall_seconds)
+        stall = Stall(stall_limit(self._transport))
+        failure: APIConnectionError | None = None
         with stall.scope:
             try:
-                exchange = self._transport.open("GET", self._download.url, headers=headers, timeout=timeout)
-                async with exchange as response:
+                async with self._transport.stream("GET", self._download.url, headers=headers) as response:
                     start, total = await self._check(response)
-                    if self._existing is not None:
-                        return self._keep_existing(total)
+                    if self._existing is not None and total is not None and self._part is None:
+                        return self._keep_existing(total)  # compared by size, the body left unread
                     if start == 0 and self._offset:
                         logger.debug("download %s: server ignored Range, restarting", self._final.name)
                         await self._restart()
                     self._total = total
                     await self._stream(response, stall)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _Retryable(map_exception(exc, self._transport._token)) from None
+            except APIConnectionError as exc:  # the transport's: already scrubbed, with no cause
+                failure = exc
+        if failure is not None:
+            raise _Retryable(failure)
         if stall.fired:
             raise _Retryable(APITimeoutError(f"no data for {stall.seconds:g} s"))
         if self._total is not None and self._offset < self._total:
@@ -194,12 +206,11 @@ class _Transfer:
         await self._publish()
         return True
 
-    async def _check(self, response: aiohttp.ClientResponse) -> tuple[int, int | None]:
+    async def _check(self, response: StreamResponse) -> tuple[int, int | None]:
         """Where the body starts and the whole output's size, or raise what the status means."""
         status = response.status
         if status == 200:
-            encoded = response.headers.get("Content-Encoding", "identity") != "identity"
-            return 0, None if encoded else response.content_length
+            return 0, response.content_length  # None when compressed: the size on disk is unknown
         if status == 206:
             found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
             total = int(found[3]) if found and found[3] != "*" else None
@@ -207,21 +218,20 @@ class _Transfer:
                 return self._offset, total
             await self._restart()
             raise _Retryable(APIConnectionError(f"206 with Content-Range {found and found[0]!r}"))
-        raw = await response.content.read(2048)
-        error = status_error(status, raw, response.headers, reason=response.reason or "")
+        if status < 400:
+            raise self._error(f"unexpected HTTP {status}")
+        error = response.error(await response.read_prefix(2048))
         if status in (403, 410):
             raise _Expired(error)
         if status == 416 and self._offset:
             await self._restart()  # our partial file does not match the output any more
-            raise _Retryable(error)
-        if status in (408, 429) or status >= 500:
-            raise _Retryable(error)
-        raise self._error(error if status >= 400 else f"unexpected HTTP {status}")
+            raise _Restart(error)
+        raise _Retryable(error)  # the retry policy decides whether it is worth another attempt
 
-    async def _stream(self, response: aiohttp.ClientResponse, stall: Stall) -> None:
+    async def _stream(self, response: StreamResponse, stall: Stall) -> None:
         part = self._part = self._part or PartFile(self._final)
         try:
-            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+            async for chunk in response.iter_chunks(CHUNK_SIZE):
                 stall.progress()
                 handed = await part.write(chunk)
                 self._offset += len(chunk)  # taken by the part file (on disk after the next flush)
@@ -256,6 +266,18 @@ class _Transfer:
         if part is None:  # an empty body never opened a file
             part = self._part = PartFile(self._final)
         await part.close()
+        if self._existing is not None:  # a file was there and the size was unknown: compare the bytes
+            same = await asyncio.to_thread(filecmp.cmp, part.path, self._final, shallow=False)
+            self._part = None
+            await part.discard()
+            if not same:
+                raise DownloadError(
+                    f"{self._final} already exists and differs from output {self._index} (compared byte "
+                    "for byte: the server gave no size); pass overwrite=True to replace it"
+                )
+            logger.debug("download %s: identical file already present", self._final.name)
+            self._report(self._offset, self._offset)
+            return
         if self._overwrite or not self._link(part.path):
             os.replace(part.path, self._final)
         self._report(self._offset, self._offset)
@@ -302,10 +324,7 @@ class _Transfer:
 
     def _error(self, cause: object) -> DownloadError:
         url = self._download.url
-        text = str(cause).replace(url, redact_url(url))
-        query = url.partition("?")[2]
-        if query:
-            text = text.replace(query, "<redacted>")
+        text = scrub(str(cause).replace(url, redact_url(url)), url_secrets(url))
         return DownloadError(
             f"could not download output {self._index} ({redact_url(url)}) to {self._final}: {text}"
         )

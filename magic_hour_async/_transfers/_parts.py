@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import aiohttp
 import anyio
 import attrs
 
@@ -35,8 +34,8 @@ __all__ = [
     "Stall",
     "TransferProgress",
     "gather_all",
+    "stall_limit",
     "transfer_slots",
-    "transfer_timeout",
 ]
 
 T = TypeVar("T")
@@ -69,16 +68,15 @@ class TransferProgress:
 ProgressCallback = Callable[[TransferProgress], None]
 
 
-def transfer_timeout(transport: Transport) -> tuple[aiohttp.ClientTimeout, float]:
-    """aiohttp's timeout for a file transfer, and the stall limit in seconds for :class:`Stall`.
+def stall_limit(transport: Transport) -> float:
+    """Seconds a file transfer may go without moving a byte, for :class:`Stall`.
 
-    The client's connect timeout applies as configured, its total does not (a large file may take longer
-    than any request should), and its read timeout becomes the stall limit, enforced by :class:`Stall`
-    rather than aiohttp's ``sock_read``, which re-arms a timer for every packet received.
+    The client's read timeout, enforced by :class:`Stall` rather than aiohttp's ``sock_read`` (which
+    re-arms a timer for every packet received). ``Transport.stream`` applies the connect timeout; the
+    total does not apply to transfers (a large file may take longer than any API call should).
     """
-    limits = transport._timeout
-    stall = limits.sock_read or limits.total or 60.0
-    return aiohttp.ClientTimeout(total=None, sock_connect=limits.sock_connect or 10.0), stall
+    limits = transport.timeout
+    return limits.read or limits.total or 60.0
 
 
 class Stall:
@@ -107,15 +105,22 @@ class Stall:
         return self.scope.cancelled_caught
 
 
-_slots: weakref.WeakKeyDictionary[Transport, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_slots: weakref.WeakKeyDictionary[Transport, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def transfer_slots(transport: Transport) -> asyncio.Semaphore:
-    """The client-wide bound on concurrent file transfers (keyed by the client's transport)."""
-    slots = _slots.get(transport)
-    if slots is None:
-        slots = _slots[transport] = asyncio.Semaphore(MAX_CONCURRENT_TRANSFERS)
-    return slots
+    """The client-wide bound on concurrent file transfers (keyed by the client's transport).
+
+    One per event loop: an asyncio semaphore belongs to the loop it first waited on, and a client may be
+    used in one ``asyncio.run()`` after another.
+    """
+    loop = asyncio.get_running_loop()
+    found = _slots.get(transport)
+    if found is None or found[0] is not loop:
+        found = _slots[transport] = (loop, asyncio.Semaphore(MAX_CONCURRENT_TRANSFERS))
+    return found[1]
 
 
 async def gather_all(awaitables: Sequence[Awaitable[T]]) -> list[T]:

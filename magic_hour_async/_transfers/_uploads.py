@@ -6,9 +6,11 @@ The returned ``file_path`` (``api-assets/...``) is what create endpoints take as
 
 Bodies are streamed: a file is read in 1 MiB chunks in a worker thread and handed to aiohttp as an async
 generator with an explicit ``Content-Length`` (presigned storage URLs refuse chunked uploads), so memory
-stays at a chunk or two whatever the file's size. A PUT to a presigned URL is idempotent, so connection
-errors, timeouts, 408, 429 and 5xx are retried with the client's backoff; each attempt reopens the path, or
-seeks a file object back to where it started (unseekable streams are sent once). aiohttp's read timeout
+stays at a chunk or two whatever the file's size. A PUT to a presigned URL is idempotent, so what the
+client's :class:`RetryPolicy` calls transient for ``RequestKind.UPLOAD`` (connection errors, timeouts, 408,
+429, 500, 502, 503, 504) is retried with its backoff; each attempt reopens the path, or seeks a file object
+back to where it started (unseekable streams are sent once). Errors never quote the presigned URL's query
+(aiohttp's "Can not write request body for <url>" is scrubbed by the transport). aiohttp's read timeout
 only starts once the body is sent, so a stall watchdog (``Stall``: an ``anyio.CancelScope`` whose deadline
 moves with the chunks) bounds the upload itself: no progress for the client's read timeout raises
 ``APITimeoutError``. The client's total timeout does not apply to transfers: a large file may need longer.
@@ -29,7 +31,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import aiohttp
 import attrs
 
 from .._converter import decode
@@ -39,17 +40,18 @@ from .._exceptions import (
     APITimeoutError,
     ConfigurationError,
     ResponseDecodeError,
-    status_error,
+    raise_detached,
 )
-from .._http._config import user_agent
-from .._http._transport import Transport, map_exception, redact_url
+from .._http._redact import redact_url
+from .._http._retry import RequestKind
+from .._http._transport import Transport
 from ._parts import (
     ProgressCallback,
     Stall,
     TransferProgress,
     gather_all,
+    stall_limit,
     transfer_slots,
-    transfer_timeout,
 )
 
 __all__ = [
@@ -82,7 +84,6 @@ _CONTENT_TYPE = {
     "jp2": "image/jp2", "tiff": "image/tiff", "tif": "image/tiff", "bmp": "image/bmp", "gif": "image/gif",
 }  # fmt: skip
 _EXTENSION = re.compile(r"[a-z0-9]+")
-_RETRY_STATUSES = frozenset({408, 429})
 
 
 @attrs.frozen(kw_only=True)
@@ -225,16 +226,23 @@ def prepare(source: object) -> str | _Source:
 
 
 async def _chunks(
-    reader: IO[bytes], size: int | None, on_chunk: Callable[[int], None]
+    reader: IO[bytes],
+    size: int | None,
+    on_chunk: Callable[[int], None],
+    on_short: Callable[[str], None],
 ) -> AsyncIterator[bytes]:
-    """The body: ``size`` bytes (all, when unknown) read in worker-thread chunks of ``UPLOAD_CHUNK``."""
+    """The body: ``size`` bytes (all, when unknown) read in worker-thread chunks of ``UPLOAD_CHUNK``.
+
+    A file that ends early is reported to ``on_short``, which stops the exchange: raising here would leave
+    aiohttp waiting for an answer the server never sends (it still expects ``Content-Length`` bytes).
+    """
     done = 0
     while size is None or done < size:
         want = UPLOAD_CHUNK if size is None else min(UPLOAD_CHUNK, size - done)
         chunk = await asyncio.to_thread(reader.read, want)
         if not chunk:
             if size is not None:
-                raise OSError(f"the file ended after {done} of {size} bytes: it changed during the upload")
+                on_short(f"the file ended after {done} of {size} bytes: it changed during the upload")
             return
         done += len(chunk)
         on_chunk(done)
@@ -245,29 +253,33 @@ class _Uploader:
     def __init__(self, transport: Transport, on_progress: ProgressCallback | None) -> None:
         self._transport = transport
         self._on_progress = on_progress
-        self._timeout, self._stall = transfer_timeout(transport)
+        self._stall = stall_limit(transport)
 
     async def put(self, index: int, source: _Source, url: str) -> None:
         """PUT with retries on transient failures, rewinding the source each time."""
-        transport, attempt = self._transport, 0
+        attempt = 0
         while True:
             try:
                 return await self._put_once(index, source, url)
             except (APIConnectionError, APIStatusError) as exc:
-                status = exc.status_code if isinstance(exc, APIStatusError) else None
-                transient = status is None or status in _RETRY_STATUSES or status >= 500
-                if not transient or attempt >= transport.max_retries or not source.rewindable:
-                    raise
-                delay = transport.backoff.delay(attempt, transport._rand())
-                attempt += 1
-                await transport._sleep(delay)
+                error = exc
+            if not source.rewindable or not await self._transport.retry_pause(
+                RequestKind.UPLOAD, error, attempt=attempt
+            ):
+                raise_detached(error)
+            attempt += 1
 
     async def _put_once(self, index: int, source: _Source, url: str) -> None:
-        headers = {"Content-Type": _CONTENT_TYPE[source.extension], "User-Agent": user_agent()}
+        headers = {"Content-Type": _CONTENT_TYPE[source.extension]}
         if source.size is not None:
             headers["Content-Length"] = str(source.size)
         stall = Stall(self._stall)
+        short: list[str] = []
         with source.opened() as reader, stall.scope:
+
+            def on_short(problem: str) -> None:
+                short.append(problem)
+                stall.scope.cancel()
 
             def on_chunk(done: int) -> None:  # runs in aiohttp's task that writes the body
                 stall.progress()
@@ -277,17 +289,12 @@ class _Uploader:
                     )
                     self._on_progress(progress)
 
-            body = _chunks(reader, source.size, on_chunk)
-            try:
-                exchange = self._transport.open("PUT", url, data=body, headers=headers, timeout=self._timeout)
-                async with exchange as response:
-                    raw = await response.read()
-                    if response.status >= 400:
-                        raise status_error(
-                            response.status, raw, response.headers, reason=response.reason or ""
-                        )
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise map_exception(exc, self._transport._token) from None
+            body = _chunks(reader, source.size, on_chunk, on_short)
+            async with self._transport.stream("PUT", url, headers=headers, body=body) as response:
+                if response.status >= 400:
+                    raise response.error(await response.read_prefix(2048))
+        if short:
+            raise OSError(f"cannot upload {source.name}: {short[0]}")
         if stall.fired:
             raise APITimeoutError(f"upload of {source.name} made no progress for {self._stall:g} s")
 

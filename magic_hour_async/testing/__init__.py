@@ -13,8 +13,13 @@ async with Emulator(seed=1, clock=clock) as emu:          # or: with Emulator() 
 
 Pytest fixtures (``magic_hour_emulator``, ``magic_hour_emulator_factory``, ``magic_hour_env``) are provided by
 the plugin this package registers; ``python -m magic_hour_async.testing`` serves an emulator until Ctrl-C.
+
+``set_testing(True)`` (also ``with set_testing(True): ...``) is the test switch, modelled on stamina's:
+retries wait zero seconds and polls follow a compressed schedule, while every request sent stays the same.
+The fixtures turn it on for the test that uses them.
 """
 
+from .._test_mode import set_testing
 from ._clock import Clock, ManualClock
 from ._counters import Counters, RequestRecord
 from ._emulator import DEFAULT_TOKEN, Emulator
@@ -46,6 +51,7 @@ __all__ = [
     "WebhookStats",
     "Webhooks",
     "serve",
+    "set_testing",
 ]
 
 

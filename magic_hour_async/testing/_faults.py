@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 from aiohttp import web
@@ -48,12 +48,7 @@ from ._latch import Latch
 from ._routing import route_matches
 from ._throttle import RateLimit
 
-# Typed request keys where aiohttp has them (3.14 warns about plain string keys); strings before that.
-_RequestKey: Any = getattr(web, "RequestKey", None)
-FAULT_KEY: Any = _RequestKey("magic_hour_async.fault", object) if _RequestKey else "magic_hour_async.fault"
-DROPPED_KEY: Any = (
-    _RequestKey("magic_hour_async.dropped", bool) if _RequestKey else "magic_hour_async.dropped"
-)
+_T = TypeVar("_T")
 
 ResetMode = Literal["before", "after"]
 RetryAfterFormat = Literal["seconds", "http-date"]
@@ -73,6 +68,17 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _request_key(name: str, kind: type[_T]) -> web.RequestKey[_T]:
+    """A typed key for per-request storage.
+
+    aiohttp 3.14 warns (``NotAppKeyWarning``) when a request is indexed with a string, and a test suite that
+    runs with ``-W error`` would turn that warning into a 500 in the middle of a configured fault. aiohttp
+    before 3.14 has no ``RequestKey`` and does not warn about strings, so the plain name serves there.
+    """
+    factory: Any = getattr(web, "RequestKey", None)
+    return cast("web.RequestKey[_T]", name if factory is None else factory(name, kind))
 
 
 def current_fault(request: web.Request) -> Fault | None:
@@ -172,6 +178,12 @@ class Fault:
         return web.Response(
             status=self.status, headers=headers, content_type="application/json", text=json.dumps(payload)
         )
+
+
+FAULT_KEY = _request_key("magic_hour_async.fault", Fault)
+"""The :class:`Fault` the middleware matched for a request (read with :func:`current_fault`)."""
+DROPPED_KEY = _request_key("magic_hour_async.dropped", bool)
+"""Set when the emulator dropped the connection on purpose: the request has no status to count."""
 
 
 class Faults:

@@ -10,6 +10,9 @@ a fixture is used, to keep plugin loading free for test suites that never touch 
   all are stopped at teardown.
 - ``magic_hour_env``: the ``magic_hour_emulator`` with ``MAGIC_HOUR_BASE_URL`` and ``MAGIC_HOUR_API_KEY`` set,
   so code that builds its own client from the environment talks to the emulator.
+
+All three turn on :func:`~magic_hour_async.testing.set_testing` for the test (restored at teardown): a fault
+that makes the client retry costs no backoff sleep, and waits poll on a compressed schedule.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .._test_mode import set_testing
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -46,9 +51,10 @@ def magic_hour_emulator_factory() -> Iterator[Callable[..., Emulator]]:
         started.append(emulator)
         return emulator
 
-    yield factory
-    for emulator in reversed(started):
-        emulator.__exit__(None, None, None)
+    with set_testing(True):
+        yield factory
+        for emulator in reversed(started):
+            emulator.__exit__(None, None, None)
 
 
 @pytest.fixture
