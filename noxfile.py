@@ -253,3 +253,15 @@ def demo(session: nox.Session) -> None:
     tmp = session.create_tmp()
     session.chdir(tmp)
     session.run("magic-hour-async", "demo", env={"MAGIC_HOUR_API_KEY": "", "MAGIC_HOUR_BASE_URL": ""})
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def compat(session: nox.Session) -> None:
+    """Drop-in checks against the official SDK (``magic-hour==0.90.0`` installed beside this package).
+
+    tests/compat fails when an official ``client.v1`` method (sync or async) is missing here, rejects a
+    parameter name the official one accepts, or when a code sample of the official package's own README
+    files passes with the official SDK and fails with this one against the same emulator.
+    """
+    session.install(*TEST_DEPS, "magic-hour==0.90.0")
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "tests/compat", *session.posargs)

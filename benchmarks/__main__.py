@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import platform
 import sys
 
-from benchmarks import bench_download, bench_get, bench_scheduler
+from benchmarks import bench_download, bench_get, bench_import, bench_ratelimit, bench_scheduler
 
 
 def main() -> None:
@@ -29,6 +30,21 @@ def main() -> None:
         elif name == "many":
             n, rounds = (2000, 1) if args.quick else (10_000, 3)
             print(asyncio.run(bench_scheduler.measure_many(n, rounds)))
+        elif name == "faults":
+            n, speed, rounds = (200, 0.25, 1) if args.quick else (1000, 0.25, 3)
+            print(asyncio.run(bench_ratelimit.measure_faults(n, speed, rounds)))
+        elif name == "faults-unbudgeted":  # the scenario of issue 12 as measured there: no budget, real time
+            n, rounds = (200, 1) if args.quick else (1000, 1)
+            print(asyncio.run(bench_ratelimit.measure_faults(n, 1.0, rounds, max_rate=math.inf)))
+        elif name == "bucket":
+            cases = [(20.0, math.inf), (50.0, math.inf), (5.0, 10.0)]
+            seconds = 20.0 if args.quick else 60.0
+            print(asyncio.run(bench_ratelimit.measure_bucket(cases, seconds, 300)))
+        elif name == "budget":
+            cases = [(10.0, 30.0), (100.0, 60.0), (math.inf, 10.0)]
+            print(asyncio.run(bench_ratelimit.measure_budget(1000, cases[:1] if args.quick else cases)))
+        elif name == "import":
+            print(bench_import.measure(3 if args.quick else 9))
         elif name == "download":
             size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
             print(bench_download.measure(size, rounds))

@@ -7,20 +7,23 @@ server.
 GETs are counted by each contender (``client.poll_stats.polls_sent`` for ours: one poll is one GET).
 
 - ``waits``: 200 concurrent ``wait()`` on 2-second renders: wall time (from the first wait to the last result)
-  and GETs; ours with the default policy and with ``jitter=0``, a raw aiohttp poller (one task per project,
-  a GET every 0.5 s until terminal), and the official SDK's ``check_result(wait_for_completion=True)`` when
-  ``magic_hour`` is importable (``nox -s bench``). That one calls ``time.sleep`` on the event loop, so its run
-  is cut off after ``OFFICIAL_CAP`` seconds and the table reports how far it got.
+  and GETs; ours with the default policy (its 10-polls-a-second budget binds: 600 GETs take a minute), with
+  ``max_rate=inf`` (the scheduler itself, as before the budget) and also ``jitter=0``, a raw aiohttp poller
+  (one task per project, a GET every 0.5 s until terminal), and the official SDK's
+  ``check_result(wait_for_completion=True)`` when ``magic_hour`` is importable (``nox -s bench``). That one
+  calls ``time.sleep`` on the event loop, so its run is cut off after ``OFFICIAL_CAP`` seconds and the table
+  reports how far it got.
 - ``mixed``: renders log-uniform between 3 s and 300 s, time-scaled by the emulator speed ``speed``; GETs and
   detection delay (seen terminal minus finished, divided by ``speed``: unscaled seconds) of ours vs a fixed
   0.5-s poller. The poll policy is in real seconds, so both pollers are scaled the same way: ours polls with
-  ``PollPolicy(initial=1 * speed, maximum=30 * speed)`` and the fixed poller every ``0.5 * speed``.
+  ``PollPolicy(initial=1 * speed, maximum=30 * speed, max_rate=inf)`` and the fixed poller every
+  ``0.5 * speed`` (no budget: the schedule itself is measured; ``bench_ratelimit`` measures the budget).
 - ``many``: 10,000 concurrent waits on 5-second renders in a fresh client process per run (``python -m
   benchmarks.bench_scheduler many-client ...``): peak RSS and the worst event-loop lag seen by a 5 ms ticker,
-  for one ``wait_many`` call and for 10,000 ``wait()`` tasks created at once. Two rows calibrate: an idle
-  run (the ticker alone: the machine's own noise) and 10,000 bare tasks each awaiting a future (what asyncio
-  itself costs for the one-task-per-project shape, with no SDK code at all).
-"""
+  for one ``wait_many`` call and for 10,000 ``wait()`` tasks created at once. Two rows calibrate: an idle run
+  (the ticker alone: the machine's own noise) and 10,000 bare tasks each awaiting a future (what asyncio
+  itself costs for the one-task-per-project shape, with no SDK code at all). The policy is the default with
+  ``max_rate=inf``: every poll the scheduler would send, not the budget's 10 a second."""
 
 from __future__ import annotations
 
@@ -100,9 +103,12 @@ async def raw_waits(url: str, ids: list[str]) -> int:
     return sum(gets for gets, _ in results)
 
 
-def ours_waits(jitter: float | None) -> Waiter:
+def ours_waits(jitter: float | None, max_rate: float | None = None) -> Waiter:
     async def run(url: str, ids: list[str]) -> int:
-        policy = PollPolicy() if jitter is None else PollPolicy(jitter=jitter)
+        policy = PollPolicy(
+            jitter=PollPolicy().jitter if jitter is None else jitter,
+            max_rate=PollPolicy().max_rate if max_rate is None else max_rate,
+        )
         async with AsyncClient(token=TOKEN, base_url=url, poll=policy) as client:
             projects = await asyncio.gather(*(client.v1.video_projects.wait(id=id) for id in ids))
             assert all(p.status == "complete" for p in projects)
@@ -147,8 +153,9 @@ async def official_waits(url: str, ids: list[str], cap: float) -> tuple[float, i
 async def measure_waits(n: int, rounds: int, duration: float = 2.0) -> str:
     contenders: dict[str, Waiter] = {
         "raw aiohttp, GET every 0.5 s": raw_waits,
-        "magic-hour-async wait(), default PollPolicy()": ours_waits(None),
-        "magic-hour-async wait(), PollPolicy(jitter=0)": ours_waits(0.0),
+        "magic-hour-async wait(), default PollPolicy() (max_rate=10)": ours_waits(None),
+        "magic-hour-async wait(), PollPolicy(max_rate=inf)": ours_waits(None, math.inf),
+        "magic-hour-async wait(), PollPolicy(jitter=0, max_rate=inf)": ours_waits(0.0, math.inf),
     }
     names = list(contenders)
     walls: dict[str, list[float]] = {name: [] for name in names}
@@ -230,7 +237,9 @@ async def ours_mixed(
     url: str, ids: list[str], durations: dict[str, float], speed: float
 ) -> tuple[int, Delays]:
     delays: Delays = {}
-    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed)
+    # No budget: this measures the schedule itself (50 renders polled every second at first would make the
+    # default 10-a-second budget bind, which bench_ratelimit measures).
+    policy = PollPolicy(initial=1.0 * speed, maximum=30.0 * speed, max_rate=math.inf)
     async with AsyncClient(token=TOKEN, base_url=url, poll=policy) as client:
         async for project in client.v1.video_projects.as_completed(ids):
             delays[project.id] = time.time() - finished_at(project.created_at, durations[project.id])
@@ -357,7 +366,8 @@ async def many_client(url: str, n: int, mode: str, duration: float) -> dict[str,
             lags.append(time.perf_counter() - before - 0.005)
             busy.append(time.thread_time() - cpu)
 
-    async with AsyncClient(token=TOKEN, base_url=url) as client:
+    # No budget: this measures the scheduler's memory and loop lag with every poll it would send.
+    async with AsyncClient(token=TOKEN, base_url=url, poll=PollPolicy(max_rate=math.inf)) as client:
         exact = reset_peak_rss()
         baseline = _rss_now()
         gc.callbacks.append(on_gc)
@@ -452,8 +462,8 @@ async def measure_many(n: int, rounds: int, duration: float = 5.0) -> str:
     ]
     dump("many", {"n": n, "rounds": rounds, "runs": runs})
     return (
-        f"{n:,} concurrent waits on {duration:g}-second renders (default policy), each run in a fresh client "
-        f"process, {rounds} rounds; medians (min-max).\n\n"
+        f"{n:,} concurrent waits on {duration:g}-second renders (default policy, max_rate=inf), each run in "
+        f"a fresh client process, {rounds} rounds; medians (min-max).\n\n"
         + table(
             [
                 "shape",

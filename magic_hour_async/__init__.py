@@ -9,9 +9,13 @@ Example:
     ```
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncClient
 from ._exceptions import (
     APIConnectionError,
+    ApiError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -19,39 +23,31 @@ from ._exceptions import (
     ClientClosedError,
     ConfigurationError,
     DownloadError,
+    InsufficientCreditsError,
     MagicHourError,
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
+    PlanUpgradeRequiredError,
     RateLimitError,
     RenderError,
     ResponseDecodeError,
     ServerError,
+    SubscriptionRequiredError,
     UnprocessableEntityError,
     WaitTimeoutError,
     WebhookVerificationError,
 )
 from ._http._config import Environment, Timeout
-from ._models import (
-    AudioProject,
-    CreateResponse,
-    Download,
-    ImageProject,
-    Project,
-    ProjectError,
-    ProjectStatus,
-    VideoProject,
-)
 from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, SchedulerStats
-from ._sync import Client
-from ._transfers._parts import TransferProgress
 from ._version import __version__
 
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "ApiError",
     "AsyncClient",
     "AudioProject",
     "AuthenticationError",
@@ -64,10 +60,12 @@ __all__ = [
     "DownloadError",
     "Environment",
     "ImageProject",
+    "InsufficientCreditsError",
     "MagicHourError",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PlanUpgradeRequiredError",
     "PollEvent",
     "PollPolicy",
     "Project",
@@ -78,6 +76,7 @@ __all__ = [
     "ResponseDecodeError",
     "SchedulerStats",
     "ServerError",
+    "SubscriptionRequiredError",
     "Timeout",
     "TransferProgress",
     "UnprocessableEntityError",
@@ -88,12 +87,61 @@ __all__ = [
 ]
 
 
-def _rehome() -> None:
+#: Public names loaded on first access (PEP 562): the blocking facade starts no thread and costs nothing
+#: until ``Client`` is used, and ``import magic_hour_async`` stays as cheap as the async client needs.
+_LAZY = {
+    "Client": "._sync",
+    "TransferProgress": "._transfers._parts",
+    **dict.fromkeys(
+        [
+            "AudioProject",
+            "CreateResponse",
+            "Download",
+            "ImageProject",
+            "Project",
+            "ProjectError",
+            "ProjectStatus",
+            "VideoProject",
+        ],
+        "._models",
+    ),
+}
+
+if TYPE_CHECKING:
+    from ._models import (
+        AudioProject,
+        CreateResponse,
+        Download,
+        ImageProject,
+        Project,
+        ProjectError,
+        ProjectStatus,
+        VideoProject,
+    )
+    from ._sync import Client
+    from ._transfers._parts import TransferProgress
+
+
+def _rehome(obj: object) -> None:
     """Public classes report the package as their home, so reprs, docs and pickles say magic_hour_async.X."""
-    for name in __all__:
-        obj = globals()[name]
-        if isinstance(obj, type):
-            obj.__module__ = __name__
+    if isinstance(obj, type):
+        obj.__module__ = __name__
 
 
-_rehome()
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    _rehome(value)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _rehome(globals()[_name])

@@ -6,7 +6,9 @@ import functools
 import os
 import pathlib
 import types
+import warnings
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ._exceptions import ClientClosedError, ConfigurationError
@@ -22,41 +24,76 @@ from ._http._config import (
 )
 from ._http._retry import RetryPolicy
 from ._http._transport import Transport
-from ._models import TERMINAL_STATUSES, Project
 from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
-from ._resources.account import AsyncAccountResource
-from ._resources.files import AsyncFiles
-from ._resources.projects import (
-    AsyncAudioProjects,
-    AsyncImageProjects,
-    AsyncVideoProjects,
-    fetch_project,
-)
-from ._resources.saved_items import AsyncSavedItems
-from ._transfers._downloads import download_outputs
-from ._transfers._parts import ProgressCallback
+from ._resources._polled import TERMINAL_STATUSES, fetch_project
 
 if TYPE_CHECKING:
     import aiohttp
 
+    from ._models import Project
+    from ._resources.account import AsyncAccountResource
+    from ._resources.files import AsyncFiles
+    from ._resources.projects import AsyncAudioProjects, AsyncImageProjects, AsyncVideoProjects
+    from ._resources.saved_items import AsyncSavedItems
+    from ._transfers._parts import ProgressCallback
     from .webhooks._verify import WebhookEvent
 
 
 class AsyncV1(AsyncV1Generated):
-    """The ``/v1`` API: ``client.v1.video_projects``, ``client.v1.image_projects``, ..."""
+    """The ``/v1`` API: ``client.v1.video_projects``, ``client.v1.image_projects``, ...
+
+    Every resource is built on first access (``cached_property``), importing its module then: a client that
+    only reads projects never loads the tool modules, uploads or the saved-items code.
+    """
 
     def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)  # one attribute per tool: client.v1.ai_image_generator, ...
-        self.video_projects = AsyncVideoProjects(client)
-        self.image_projects = AsyncImageProjects(client)
-        self.audio_projects = AsyncAudioProjects(client)
-        self.files = AsyncFiles(client)
-        self.account = AsyncAccountResource(client)
-        self.saved_items = AsyncSavedItems(client)
+        super().__init__(client)  # one lazy attribute per tool: client.v1.ai_image_generator, ...
 
     def __repr__(self) -> str:
         return "<AsyncV1>"
+
+    @cached_property
+    def video_projects(self) -> AsyncVideoProjects:
+        """``/v1/video-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import AsyncVideoProjects
+
+        return AsyncVideoProjects(self._client)
+
+    @cached_property
+    def image_projects(self) -> AsyncImageProjects:
+        """``/v1/image-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import AsyncImageProjects
+
+        return AsyncImageProjects(self._client)
+
+    @cached_property
+    def audio_projects(self) -> AsyncAudioProjects:
+        """``/v1/audio-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import AsyncAudioProjects
+
+        return AsyncAudioProjects(self._client)
+
+    @cached_property
+    def files(self) -> AsyncFiles:
+        """``/v1/files``: upload_file, upload_files, upload_urls.create."""
+        from ._resources.files import AsyncFiles
+
+        return AsyncFiles(self._client)
+
+    @cached_property
+    def account(self) -> AsyncAccountResource:
+        """``/v1/account``: get (the official SDK's ``list`` too)."""
+        from ._resources.account import AsyncAccountResource
+
+        return AsyncAccountResource(self._client)
+
+    @cached_property
+    def saved_items(self) -> AsyncSavedItems:
+        """``/v1/saved-items``: list, iterate."""
+        from ._resources.saved_items import AsyncSavedItems
+
+        return AsyncSavedItems(self._client)
 
 
 class AsyncClient:
@@ -81,6 +118,7 @@ class AsyncClient:
         session: an ``aiohttp.ClientSession`` you own; the client uses it and never closes it.
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
     """
 
     def __init__(
@@ -95,7 +133,15 @@ class AsyncClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        httpx_client: object = None,
     ) -> None:
+        if httpx_client is not None:
+            warnings.warn(
+                "httpx_client is ignored: this SDK sends requests with aiohttp; use timeout= "
+                "(and session= on AsyncClient) instead",
+                UserWarning,
+                stacklevel=2,
+            )
         self._transport = Transport(
             base_url=resolve_base_url(base_url, environment),
             token=resolve_token(token),
@@ -184,6 +230,8 @@ class AsyncClient:
         Raises:
             DownloadError: an output could not be saved; no partial file is left behind.
         """
+        from ._transfers._downloads import download_outputs  # here: a client that never downloads skips it
+
         return await download_outputs(self, project, directory, overwrite=overwrite, on_progress=on_progress)
 
     def accept_webhook_event(self, event: WebhookEvent) -> None:

@@ -3,14 +3,15 @@
 ```
 MagicHourError
 ├── ConfigurationError (also ValueError)
-├── APIStatusError            .status_code .message .body .headers
+├── APIStatusError (also ApiError)   .status_code .code .message .body .headers
 │   ├── BadRequestError 400   ├── AuthenticationError 401   ├── PaymentRequiredError 402
+│   │     (InsufficientCreditsError, SubscriptionRequiredError, PlanUpgradeRequiredError by ``code``)
 │   ├── PermissionDeniedError 403   ├── NotFoundError 404   ├── UnprocessableEntityError 422
 │   ├── RateLimitError 429 (.retry_after seconds or None)   └── ServerError 5xx
 ├── APIConnectionError        no HTTP response was received
 │   └── APITimeoutError (also TimeoutError)
 ├── ResponseDecodeError       the body was not the JSON shape the API promises
-├── WaitTimeoutError (also TimeoutError)   .project
+├── WaitTimeoutError (also TimeoutError)   .project .last_error
 ├── RenderError               .project .code .message
 ├── DownloadError
 └── WebhookVerificationError
@@ -65,7 +66,11 @@ class ClientClosedError(MagicHourError, RuntimeError):
 
 
 class APIStatusError(MagicHourError):
-    """The API answered with a non-success HTTP status."""
+    """The API answered with a non-success HTTP status.
+
+    ``code`` is the machine-readable ``code`` of the API's ``{"code": ..., "message": ...}`` error body
+    (``"insufficient_credits"``, ``"not_found"``, ...), or ``None`` when the body had none.
+    """
 
     def __init__(
         self,
@@ -74,11 +79,13 @@ class APIStatusError(MagicHourError):
         status_code: int,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
         self.headers: dict[str, str] = dict(headers or {})
+        self.code = code
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -86,6 +93,7 @@ class APIStatusError(MagicHourError):
             "status_code": self.status_code,
             "body": self.body,
             "headers": self.headers,
+            "code": self.code,
         }
 
     def __str__(self) -> str:
@@ -100,8 +108,24 @@ class AuthenticationError(APIStatusError):
     """HTTP 401: the API token is missing, wrong or revoked."""
 
 
+#: The official SDK's single error class: ``except ApiError`` catches every error status here too.
+ApiError = APIStatusError
+
+
 class PaymentRequiredError(APIStatusError):
-    """HTTP 402: the account has not enough credits."""
+    """HTTP 402: the request needs credits or a plan the account lacks; subclasses tell which by ``code``."""
+
+
+class InsufficientCreditsError(PaymentRequiredError):
+    """HTTP 402 ``insufficient_credits``: buy credits before retrying."""
+
+
+class SubscriptionRequiredError(PaymentRequiredError):
+    """HTTP 402 ``subscription_required``: the operation needs a subscription."""
+
+
+class PlanUpgradeRequiredError(PaymentRequiredError):
+    """HTTP 402 ``plan_upgrade_required``: the operation needs a higher plan."""
 
 
 class PermissionDeniedError(APIStatusError):
@@ -126,9 +150,10 @@ class RateLimitError(APIStatusError):
         status_code: int = 429,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code, body=body, headers=headers)
+        super().__init__(message, status_code=status_code, body=body, headers=headers, code=code)
         self.retry_after = retry_after
 
     def _fields(self) -> dict[str, Any]:
@@ -163,14 +188,21 @@ class ResponseDecodeError(MagicHourError):
 
 
 class WaitTimeoutError(MagicHourError, TimeoutError):
-    """A wait passed its deadline; ``project`` is the last state seen (None if none was)."""
+    """A wait passed its deadline; ``project`` is the last state seen (None if none was).
 
-    def __init__(self, message: str, *, project: Any = None) -> None:
+    ``last_error`` is the error of the last poll if polls had been failing since the last successful one (else
+    None); it is also the ``__cause__``, so a traceback shows why the render was not seen to finish.
+    """
+
+    def __init__(self, message: str, *, project: Any = None, last_error: BaseException | None = None) -> None:
         super().__init__(message)
         self.project = project
+        self.last_error = last_error
+        # Set here, not by ``raise ... from``: the cause survives a pickle round trip with the other fields.
+        self.__cause__ = last_error
 
     def _fields(self) -> dict[str, Any]:
-        return {"message": self.message, "project": self.project}
+        return {"message": self.message, "project": self.project, "last_error": self.last_error}
 
 
 class RenderError(MagicHourError):
@@ -218,6 +250,11 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
+_PAYMENT_BY_CODE: dict[str, type[PaymentRequiredError]] = {
+    "insufficient_credits": InsufficientCreditsError,
+    "subscription_required": SubscriptionRequiredError,
+    "plan_upgrade_required": PlanUpgradeRequiredError,
+}
 
 
 def _excerpt(text: str) -> str:
@@ -253,11 +290,15 @@ def status_error(
         body = scrub_value(json.loads(text), hidden)
     headers = {scrub(name, hidden): scrub(value, hidden) for name, value in headers.items()}
     reason = scrub(reason, hidden)
-    found = cast("dict[str, object]", body).get("message") if isinstance(body, dict) else None
+    fields = cast("dict[str, object]", body) if isinstance(body, dict) else {}
+    found, found_code = fields.get("message"), fields.get("code")
     message = (found if isinstance(found, str) else _excerpt(text)) or reason or "no message"
+    code = found_code if isinstance(found_code, str) else None
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    if cls is PaymentRequiredError and code is not None:
+        cls = _PAYMENT_BY_CODE.get(code, PaymentRequiredError)
     if cls is RateLimitError:
         return RateLimitError(
-            message, status_code=status, body=body, headers=headers, retry_after=retry_after
+            message, status_code=status, body=body, headers=headers, code=code, retry_after=retry_after
         )
-    return cls(message, status_code=status, body=body, headers=headers)
+    return cls(message, status_code=status, body=body, headers=headers, code=code)

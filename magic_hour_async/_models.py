@@ -9,13 +9,15 @@ server never aborts a wait.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from ._exceptions import RenderError
 from ._http._redact import redact_url
+from ._resources._polled import TERMINAL_STATUSES
 
 __all__ = [
     "AudioProject",
@@ -26,6 +28,7 @@ __all__ = [
     "ProjectError",
     "ProjectStatus",
     "VideoProject",
+    "WireModel",
 ]
 
 
@@ -47,12 +50,48 @@ class ProjectStatus(str, enum.Enum):
         return repr(self.value)
 
 
-TERMINAL_STATUSES = frozenset({"complete", "error", "canceled"})
+def _wire(value: object) -> Any:
+    """``value`` in the API's JSON shape: wire names, ISO 8601 strings, plain strings and lists."""
+    if attrs.has(type(value)):
+        return {
+            field.metadata.get("wire", field.name): _wire(getattr(value, field.name))
+            for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(value)))
+        }
+    if isinstance(value, enum.Enum):
+        return _wire(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_wire(item) for item in cast("list[object]", value)]
+    if isinstance(value, dict):
+        return {str(key): _wire(item) for key, item in cast("dict[object, object]", value).items()}
+    return value
+
+
+class WireModel:
+    """``model_dump()`` and ``model_dump_json()``, as on the official SDK's pydantic models.
+
+    Both give the wire format: the API's snake_case keys, date-times as ISO 8601 strings, statuses as plain
+    strings. ``attrs.asdict(model)`` still gives the Python values (``datetime`` objects).
+    """
+
+    __slots__ = ()
+
+    def model_dump(self) -> dict[str, Any]:
+        """The model as the API's JSON object (a new dict)."""
+        dumped: dict[str, Any] = _wire(self)
+        return dumped
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        """The model as a JSON document in the API's format."""
+        return json.dumps(self.model_dump(), indent=indent, ensure_ascii=False)
+
+
 _FAILED_STATUSES = frozenset({"error", "canceled"})
 
 
 @attrs.frozen(kw_only=True)
-class Download:
+class Download(WireModel):
     """One output file: a signed URL that expires (typically after 24 hours).
 
     The repr hides the URL's query (its signature), so a logged or printed project leaks no access.
@@ -63,7 +102,7 @@ class Download:
 
 
 @attrs.frozen(kw_only=True)
-class ProjectError:
+class ProjectError(WireModel):
     """Why a render failed: an open ``code`` string (e.g. ``no_source_face``) and a human ``message``."""
 
     code: str
@@ -71,7 +110,7 @@ class ProjectError:
 
 
 @attrs.frozen(kw_only=True)
-class Project:
+class Project(WireModel):
     """Fields shared by video, image and audio projects."""
 
     id: str
@@ -113,13 +152,19 @@ _P = TypeVar("_P", bound=Project)
 
 @attrs.frozen(kw_only=True)
 class VideoProject(Project):
-    """A video render (``GET /v1/video-projects/{id}``). ``width``/``height`` of -1 mean unknown."""
+    """A video render (``GET /v1/video-projects/{id}``). ``width``/``height`` of -1 mean unknown.
+
+    ``download`` is the first of ``downloads`` (``None`` until there is one), as the API sends it;
+    ``total_frame_cost`` is the frame cost the API reports (0 when it sends none).
+    """
 
     width: int = -1
     height: int = -1
     fps: float = 0.0
     start_seconds: float = 0.0
     end_seconds: float = 0.0
+    download: Download | None = None
+    total_frame_cost: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -127,6 +172,7 @@ class ImageProject(Project):
     """An image render (``GET /v1/image-projects/{id}``); ``downloads`` holds ``image_count`` outputs."""
 
     image_count: int = 0
+    total_frame_cost: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -135,7 +181,7 @@ class AudioProject(Project):
 
 
 @attrs.frozen(kw_only=True)
-class CreateResponse:
+class CreateResponse(WireModel):
     """What a create endpoint returns: the new project's ``id`` and the credits charged up front."""
 
     id: str
@@ -146,5 +192,9 @@ class CreateResponse:
 
 # Resolve the string annotations now, while this module is their home: the package re-homes public classes
 # (``__module__ = "magic_hour_async"``), after which cattrs could not find ``datetime`` by name.
-for _cls in (Download, ProjectError, Project, VideoProject, ImageProject, AudioProject, CreateResponse):
+_PUBLIC = (Download, ProjectError, Project, VideoProject, ImageProject, AudioProject, CreateResponse)
+for _cls in _PUBLIC:
     attrs.resolve_types(_cls)
+# Then the public home, whether or not the package attribute was read first (it loads this module lazily).
+for _home in (*_PUBLIC, ProjectStatus, WireModel):
+    _home.__module__ = "magic_hour_async"

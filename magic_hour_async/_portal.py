@@ -316,6 +316,49 @@ async def _cancel_all(tasks: set[asyncio.Future[Any]] | set[asyncio.Task[Any]]) 
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+class _ClientPortal(Portal):
+    """One blocking client's portal as its twins hold it: the same loop, and a strong reference to the client.
+
+    ``Client(token=...).v1.ai_image_generator.create(...)`` drops the client as soon as ``.v1`` is read; the
+    twins (and the iterators they return) hold this view, so the client, and with it the loop, stays alive
+    until they are done. The client's finalizer holds the real portal, never this view, so the view keeps
+    the client alive only while something uses it.
+    """
+
+    def __init__(self, portal: Portal, owner: object) -> None:  # a view: no loop or thread of its own
+        self._inner = portal
+        self._owner = owner
+        self.thread = portal.thread
+        self._loop = portal._loop  # the same loop: code that schedules onto the client's loop reads this
+        # Calls go straight to the real portal's bound methods (shadowing the delegates below), so a
+        # traceback shows no frame of this view.
+        vars(self).update(call=portal.call, call_sync=portal.call_sync)
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+    @property
+    def stopped(self) -> bool:
+        return self._inner.stopped
+
+    def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._inner.call(fn, *args, **kwargs)
+
+    def call_sync(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._inner.call_sync(fn, *args, **kwargs)
+
+    def iterate(self, fn: Callable[P, AsyncIterable[T]], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        yield from self._inner.iterate(fn, *args, **kwargs)  # the generator's frame holds the view
+
+    def iterate_awaited(
+        self, fn: Callable[P, Awaitable[AsyncIterable[T]]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Iterator[T]:
+        yield from self._inner.iterate_awaited(fn, *args, **kwargs)
+
+    def stop(self, closer: Callable[[], Awaitable[object]] | None = None) -> None:
+        self._inner.stop(closer)
+
+
 def twin_repr(wrapped: object) -> str:
     """The async object's repr with ``Async`` dropped from its class name: ``<AsyncV1>`` becomes ``<V1>``."""
     return re.sub(r"^(<?)Async", r"\1", repr(wrapped), count=1)
@@ -343,9 +386,10 @@ class BlockingClient(Generic[C]):
         except BaseException:
             portal.stop()
             raise
-        self._portal = portal
+        # Twins get a view that holds self (a resource keeps its client alive); the finalizer references the
+        # real portal and the async client, never self or the view, so it cannot keep self alive.
+        self._portal: Portal = _ClientPortal(portal, self)
         self._wrapped: C = wrapped
-        # The finalizer references the portal and the async client, never self, so it cannot keep self alive.
         self._finalizer = weakref.finalize(self, portal.stop, wrapped.close)
 
     def close(self) -> None:

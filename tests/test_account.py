@@ -6,9 +6,12 @@ import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import pytest
 
 import magic_hour_async as mh
+from magic_hour_async.testing import Emulator
+from magic_hour_async.testing._account import CATALOGUE
 from tests._scripted import Scripted, ScriptedServer
 
 TOKEN = "mhk_test_account"
@@ -138,3 +141,66 @@ async def test_sync_twins_iterate_every_page_and_get_the_account(scripted: Scrip
 
     # The blocking client runs its own loop in a thread; this loop keeps serving the scripted server.
     assert await asyncio.to_thread(blocking) == (["item_1", "item_2"], 12500)
+
+
+# -- the emulator's account and saved items -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_emulator_account_reports_the_live_credit_balance() -> None:
+    async with (
+        Emulator(seed=3, credits=1000) as emu,
+        mh.AsyncClient(token=emu.token, base_url=emu.url) as client,
+    ):
+        before = await client.v1.account.get()
+        created = await client.v1.ai_image_generator.create(image_count=2, style={"prompt": "a fox"})
+        after = await client.v1.account.get()
+    assert before.credits == 1000
+    assert after.credits == 1000 - created.credits_charged and created.credits_charged > 0
+    assert after.tier == "pro" and after.subscription is not None and after.subscription.status == "active"
+
+
+@pytest.mark.asyncio
+async def test_emulator_saved_items_page_through_the_whole_catalogue() -> None:
+    async with Emulator(seed=3) as emu, mh.AsyncClient(token=emu.token, base_url=emu.url) as client:
+        first = await client.v1.saved_items.list()
+        everything = [item async for item in client.v1.saved_items.iterate(limit=7)]
+        voices = [item async for item in client.v1.saved_items.iterate(type_="voice", limit=100)]
+    assert len(first.items) == 20 and first.next_cursor is not None
+    assert len(everything) == CATALOGUE and len({item.id for item in everything}) == CATALOGUE
+    assert [item.id for item in everything[:20]] == [item.id for item in first.items]
+    assert len(voices) == CATALOGUE // 5 and {item.type for item in voices} == {"voice"}
+    assert all(item.assets[0].media_kind == "AUDIO" for item in voices)
+
+
+@pytest.mark.asyncio
+async def test_emulator_refuses_a_foreign_cursor_with_a_structured_400() -> None:
+    async with Emulator(seed=3) as emu, mh.AsyncClient(token=emu.token, base_url=emu.url) as client:
+        page = await client.v1.saved_items.list(type_="voice", limit=2)
+        assert page.next_cursor is not None
+        with pytest.raises(mh.BadRequestError) as caught:
+            await client.v1.saved_items.list(type_="character", cursor=page.next_cursor)
+        with pytest.raises(mh.BadRequestError) as unknown_type:
+            await client.v1.saved_items.list(type_="hat")
+    assert caught.value.code == "invalid_request" and "cursor" in caught.value.message
+    assert unknown_type.value.code == "invalid_request"
+
+
+@pytest.mark.asyncio
+async def test_emulator_account_and_saved_items_bodies_match_the_spec() -> None:
+    conformance = pytest.importorskip("tests.test_emulator_conformance")
+    async with (
+        Emulator(seed=3) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.token}"}) as http,
+    ):
+        for path in ("/v1/account", "/v1/saved-items"):
+            async with http.get(emu.url + path) as response:
+                body = await response.json()
+            schema = conformance.response_schema("GET", path, "200")
+            assert response.status == 200
+            assert conformance.problems(schema, body) == [], path
+            assert conformance.undeclared(schema, body) == set(), path
+        async with http.get(emu.url + "/v1/saved-items?limit=0") as response:
+            body = await response.json()
+        assert response.status == 400
+        assert conformance.problems(conformance.response_schema("GET", "/v1/saved-items", "400"), body) == []

@@ -747,7 +747,7 @@ async def test_429_with_retry_after_in_seconds_then_recovers(
     async with http.get(url) as response:
         assert response.status == 429
         assert response.headers["Retry-After"] == "3" and response.headers["retry-after-ms"] == "2500"
-        assert await response.json() == {"code": "rate_limited", "message": "Too Many Requests"}
+        assert await response.json() == {"code": "too_many_requests", "message": "Too Many Requests"}
     assert (await call(http, "GET", url))[0] == 200
     assert (fault.hits, fault.remaining) == (1, 0)
 

@@ -35,6 +35,34 @@ def test_every_status_maps_to_its_exception(status: int, cls: type[mh.APIStatusE
     assert str(error) == f"HTTP {status}: Nope"
 
 
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("insufficient_credits", mh.InsufficientCreditsError),
+        ("subscription_required", mh.SubscriptionRequiredError),
+        ("plan_upgrade_required", mh.PlanUpgradeRequiredError),
+        ("a_code_added_later", mh.PaymentRequiredError),
+        (None, mh.PaymentRequiredError),
+    ],
+)
+def test_402_maps_to_a_subclass_by_the_bodys_code(code: str | None, cls: type[mh.APIStatusError]) -> None:
+    body = b'{"message": "Top up"}' if code is None else f'{{"code": "{code}", "message": "Top up"}}'.encode()
+    error = status_error(402, body, {})
+    assert type(error) is cls
+    assert isinstance(error, mh.PaymentRequiredError)
+    assert (error.code, error.message) == (code, "Top up")
+
+
+def test_every_error_status_keeps_the_bodys_code_and_is_catchable_as_api_error() -> None:
+    for status, code in [(400, "invalid_request"), (401, "unauthorized"), (404, "not_found"), (429, None)]:
+        raw = b'{"message": "m"}' if code is None else f'{{"code": "{code}", "message": "m"}}'.encode()
+        with pytest.raises(mh.ApiError) as caught:
+            raise status_error(status, raw, {})
+        assert (caught.value.status_code, caught.value.code) == (status, code)
+    assert mh.ApiError is mh.APIStatusError
+    assert status_error(400, b'{"code": 7, "message": "m"}', {}).code is None  # only strings are codes
+
+
 def test_html_body_gives_a_short_readable_message() -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head><body>" + b"y" * 5000 + b"</body></html>"
     error = status_error(502, page, {})
@@ -66,6 +94,7 @@ def test_json_without_message_keeps_the_body() -> None:
         mh.ClientClosedError("closed"),
         mh.NotFoundError("nf", status_code=404, body={"message": "nf"}, headers={"a": "b"}),
         mh.RateLimitError("slow", body=None, headers={}, retry_after=1.5),
+        mh.InsufficientCreditsError("broke", status_code=402, code="insufficient_credits"),
         mh.APIConnectionError("down"),
         mh.APITimeoutError("slow"),
         mh.ResponseDecodeError("bad"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import importlib.util
@@ -415,6 +416,26 @@ def test_public_properties_are_mirrored(cls: type) -> None:
     for name in dir(cls):
         if not name.startswith("_") and isinstance(inspect.getattr_static(cls, name), property):
             assert isinstance(inspect.getattr_static(twin, name), property), f"{twin.__name__}.{name}"
+
+
+@pytest.mark.parametrize("cls", ASYNC_CLASSES, ids=lambda cls: cls.__name__)
+def test_lazy_resources_are_mirrored_lazily(cls: type) -> None:
+    """A ``cached_property`` resource (``client.v1.face_swap``) has a ``cached_property`` twin."""
+    twin = getattr(magic_hour_async._sync, cls.__name__[len("Async") :])
+    for name in dir(cls):
+        if not name.startswith("_") and isinstance(
+            inspect.getattr_static(cls, name), functools.cached_property
+        ):
+            assert isinstance(inspect.getattr_static(twin, name), functools.cached_property), (
+                f"{twin.__name__}.{name}"
+            )
+
+
+def test_a_blocking_lazy_resource_wraps_the_async_one_and_is_built_once() -> None:
+    with magic_hour_async.Client(token="mhk_twins") as client:
+        resource = client.v1.ai_image_generator
+        assert type(resource).__name__ == "AiImageGenerator" and client.v1.ai_image_generator is resource
+        assert repr(client.v1.saved_items) == "<SavedItems /v1/saved-items>"
 
 
 def test_client_takes_the_async_clients_arguments_except_the_session() -> None:

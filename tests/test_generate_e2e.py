@@ -18,7 +18,7 @@ from magic_hour_async.testing import Emulator
 
 pytestmark = pytest.mark.asyncio
 
-FAST = mh.PollPolicy(initial=0.01, maximum=0.05)
+FAST = mh.PollPolicy(initial=0.01, maximum=0.05, max_rate=1000)  # the defaults, 100 times faster
 
 
 class Bodies:

@@ -21,7 +21,7 @@ COMMON: dict[str, Any] = {
         {"url": "https://videos.magichour.ai/id/output.mp4", "expires_at": "2024-10-20T05:16:19Z"},
     ],
     "error": None,
-    "total_frame_cost": 450,  # legacy field the API still sends: ignored
+    "total_frame_cost": 450,  # the frame cost real bodies carry (the spec lists it without defining it)
 }
 AWARE = datetime(2024, 10, 19, 5, 16, 19, 27000, tzinfo=timezone.utc)
 
@@ -62,6 +62,8 @@ async def test_video_project_every_field(scripted: ScriptedServer) -> None:
         fps=29.97,
         start_seconds=0.5,
         end_seconds=10.0,
+        download=None,
+        total_frame_cost=450,
     )
     assert isinstance(project.end_seconds, float)
     assert project.downloaded_paths == []
@@ -93,6 +95,7 @@ async def test_image_project_every_field(scripted: ScriptedServer) -> None:
         downloads=(),
         error=mh.ProjectError(code="no_source_face", message="Use a face"),
         image_count=2,
+        total_frame_cost=450,
     )
     with pytest.raises(mh.RenderError) as info:
         project.raise_for_status()

@@ -23,6 +23,20 @@ def test_defaults() -> None:
         0.1,
         16,
     )
+    assert (policy.max_rate, policy.give_up_after) == (10.0, 300.0)
+
+
+@pytest.mark.parametrize("field", ["max_rate", "give_up_after"])
+@pytest.mark.parametrize("value", [0, -1.0, math.nan, "10", True])
+def test_bad_budgets_raise_configuration_error(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        PollPolicy(**{field: value})  # type: ignore[arg-type]
+
+
+def test_no_budget_and_never_giving_up_are_allowed() -> None:
+    policy = PollPolicy(max_rate=math.inf, give_up_after=math.inf)
+
+    assert (policy.max_rate, policy.give_up_after) == (math.inf, math.inf)
 
 
 def test_policy_is_frozen_and_keyword_only() -> None:
@@ -85,13 +99,14 @@ NO_JITTER = PollPolicy(jitter=0.0)
         (PollPolicy(), 0.0, 0.5, 0, 1.0, 1.05),
         (PollPolicy(), 100.0, 0.999, 0, 1.0, 13.0 * (1 + 0.0999)),
         (PollPolicy(jitter=0.5), 20.0, 0.5, 0, 1.0, 2.6 * 1.25),
-        # One transient failure keeps the cadence; more back off exponentially, capped, never faster.
+        # Transient failures back off exponentially from ``initial``, capped, whatever the age.
         (NO_JITTER, 0.0, 0.0, 1, 1.0, 1.0),
         (NO_JITTER, 0.0, 0.0, 2, 1.0, 2.0),
         (NO_JITTER, 0.0, 0.0, 4, 1.0, 8.0),
         (NO_JITTER, 0.0, 0.0, 6, 1.0, 30.0),
         (NO_JITTER, 0.0, 0.0, 5000, 1.0, 30.0),
-        (NO_JITTER, 100.0, 0.0, 2, 1.0, 13.0),
+        (NO_JITTER, 100.0, 0.0, 1, 1.0, 1.0),  # the failed poll brought no news: retried soon
+        (NO_JITTER, 100.0, 0.0, 2, 1.0, 2.0),
         # The webhook safety factor scales everything, the cap included.
         (NO_JITTER, 0.0, 0.0, 0, 10.0, 10.0),
         (NO_JITTER, 1000.0, 0.0, 0, 4.0, 120.0),

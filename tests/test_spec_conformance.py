@@ -240,6 +240,8 @@ def _calls(
             items=[{"type": "video", "extension": "mp4"}, {"type": "audio", "extension": "mp3"}]
         ),
         ("GET", "/v1/face-detection/{id}"): lambda: v1.face_detection.get(id="uuid-example"),
+        ("GET", "/v1/account"): lambda: v1.account.get(),
+        ("GET", "/v1/saved-items"): lambda: v1.saved_items.list(type_="character", limit=20),
     }
     for kind in ("video", "image", "audio"):
         projects = getattr(v1, f"{kind}_projects")
@@ -290,7 +292,7 @@ async def test_every_operation_of_the_spec_succeeds_with_required_fields_as_dict
     failures = await _run_all(client, recorder, calls)
     assert failures == []
     exercised = {op for op in _operations(spec) if recorder.matching(op)}
-    assert exercised == _operations(spec)  # all of them: 34 in the spec of this writing
+    assert exercised == _operations(spec)  # all of them: 39 in the spec of this writing
 
 
 async def test_every_create_sends_every_field_by_its_wire_name_from_attrs_classes(
@@ -299,10 +301,15 @@ async def test_every_create_sends_every_field_by_its_wire_name_from_attrs_classe
     client, recorder = recorded
     spec = _load_spec()
     calls = _calls(client, spec, every_field=True, use_attrs=True)
-    failures = await _run_all(client, recorder, calls)
+    with pytest.warns(
+        DeprecationWarning, match="is deprecated"
+    ) as caught:  # every field: deprecated ones too
+        failures = await _run_all(client, recorder, calls)
     assert failures == []
+    warned = {str(w.message).split("'")[1] for w in caught if issubclass(w.category, DeprecationWarning)}
+    assert warned == {"orientation", "max_resolution", "width", "height"}
     creates = [op for op in calls if op[0] == "POST" and op[1] != "/v1/files/upload-urls"]
-    assert len(creates) == 26  # 25 render tools and face detection
+    assert len(creates) == 29  # 28 render tools and face detection
     for operation in creates:
         (exchange,) = recorder.matching(operation)
         # Prism accepted it, and it is the spec's full body: every field present, under its JSON name.
@@ -321,3 +328,12 @@ async def test_prism_rejects_what_the_spec_forbids(recorded: tuple[mh.AsyncClien
     (exchange,) = recorder.matching(("POST", "/v1/ai-image-generator"))
     assert exchange.status == 422
     assert any(v["location"][-1] == "model" for v in exchange.violations)
+
+
+async def test_upload_urls_create_returns_what_the_mock_sends(
+    recorded: tuple[mh.AsyncClient, Recorder],
+) -> None:
+    """Prism (like the official mock server) answers with the spec's example, two URLs, whatever was asked."""
+    client, _ = recorded
+    answer = await client.v1.files.upload_urls.create(items=[{"type_": "video", "extension": "mp4"}])
+    assert [item.file_path for item in answer.items] == ["api-assets/id/video.mp4", "api-assets/id/audio.mp3"]

@@ -7,7 +7,7 @@ import pytest
 from magic_hour_async import AsyncClient, PollPolicy, ServerError, Timeout
 from magic_hour_async._http._retry import RequestKind, RetryPolicy
 from magic_hour_async._http._transport import Transport
-from magic_hour_async._polling._policy import TEST_MODE_COMPRESSION, poll_delay
+from magic_hour_async._polling._policy import TEST_MODE_SPEEDUP, poll_delay
 from magic_hour_async._test_mode import is_testing
 from magic_hour_async.testing import Emulator, set_testing
 
@@ -60,7 +60,7 @@ def test_test_mode_zeroes_backoff_and_compresses_the_poll_schedule() -> None:
         assert delays() == [0.0] * 4
         compressed = [poll_delay(policy, age=age, rand=0.5, failures=2) for age in (0.0, 10.0, 100.0, 1000.0)]
     assert all(delay is not None and delay > 0 for delay in real)
-    assert compressed == pytest.approx([delay * TEST_MODE_COMPRESSION for delay in polls])
+    assert compressed == pytest.approx([delay / TEST_MODE_SPEEDUP for delay in polls])
     assert delays() == real  # off again
 
 

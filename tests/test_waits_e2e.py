@@ -32,7 +32,7 @@ if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or not any(
 pytestmark = pytest.mark.asyncio
 
 GET = "GET /v1/video-projects/{id}"
-FAST = mh.PollPolicy(initial=0.01, maximum=0.05)
+FAST = mh.PollPolicy(initial=0.01, maximum=0.05, max_rate=1000)  # the defaults, 100 times faster
 
 
 async def until(condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
@@ -85,7 +85,7 @@ async def control(emu: Emulator, client: mh.AsyncClient) -> AsyncIterator[str]:
 async def test_polls_in_flight_never_exceed_max_concurrency(emu: Emulator, clock: ManualClock) -> None:
     ids = [emu.create_project("video", duration=1.0) for _ in range(30)]
     held = emu.faults.add(route=GET, hold=True, times=None)
-    policy = mh.PollPolicy(initial=0.01, maximum=0.05, max_concurrency=4)
+    policy = mh.PollPolicy(initial=0.01, maximum=0.05, max_concurrency=4, max_rate=1000)
     async with mh.AsyncClient(token=emu.token, base_url=emu.url, poll=policy) as client:
         waiting = asyncio.create_task(client.v1.video_projects.wait_many(ids))
         await until(lambda: held.held == 4)
@@ -220,7 +220,7 @@ async def test_throttling_slows_the_whole_scheduler_down() -> None:
     # The emulator on the real clock allows 100 GETs a second in bursts of 10. 30 renders of 1 s polled from
     # 0.01 s on want thousands a second (loopback answers in well under a millisecond): the scheduler must
     # slow down to what the server allows instead of hammering it with rejected polls.
-    policy = mh.PollPolicy(initial=0.01, maximum=0.05, max_concurrency=4)
+    policy = mh.PollPolicy(initial=0.01, maximum=0.05, max_concurrency=4, max_rate=1000)
     async with Emulator(seed=6) as emu:
         ids = [emu.create_project("image", duration=1.0) for _ in range(30)]
         emu.faults.rate_limit(rate=100, burst=10)

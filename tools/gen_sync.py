@@ -26,7 +26,9 @@ The rules, for each class ``AsyncX`` of those modules (its twin is ``X``):
   ``Awaitable[T]`` or ``Coroutine[..., T]`` becomes a blocking method returning ``T``.
 - Public plain methods and properties pass straight through, in the caller's thread (so they must not touch
   the loop). ``@overload`` stubs are mirrored.
-- ``self.name = AsyncY(...)`` in ``__init__`` becomes ``self.name = Y(wrapped.name, portal)``.
+- ``self.name = AsyncY(...)`` in ``__init__`` becomes ``self.name = Y(wrapped.name, portal)``; a
+  ``@cached_property`` returning ``AsyncY`` (a resource built on first use) becomes a ``cached_property``
+  returning ``Y(wrapped.name, portal)``, importing ``Y`` only then.
 - ``AsyncClient`` becomes ``Client(BlockingClient[AsyncClient])``. Its constructor takes ``AsyncClient``'s
   parameters minus ``session`` (a caller-owned session belongs to another loop); ``close``, ``with`` and
   ``repr`` come from ``BlockingClient``.
@@ -488,6 +490,8 @@ class ModuleWriter:
         """One blocking member; ``overloaded``: ``item`` implements ``@overload`` stubs mirrored before it."""
         where = f"{node.name}.{item.name}"
         decorators = [_dotted(d) for d in item.decorator_list]
+        if decorators in (["cached_property"], ["functools.cached_property"]):
+            return self.lazy_resource(node, item, attr)
         is_property = decorators == ["property"]
         is_overload = decorators in (["overload"], ["typing.overload"])
         if decorators and not (is_property or is_overload):
@@ -555,6 +559,31 @@ class ModuleWriter:
         returns_none = isinstance(returns, ast.Constant) and returns.value is None
         call = _fit(("" if returns_none else "return ") + head, call_args, ")", INDENT * 2)
         return lines + [INDENT + line for line in call]
+
+    def lazy_resource(self, node: ast.ClassDef, item: Function, attr: str) -> list[str] | None:
+        """``@cached_property def x(self) -> AsyncY`` (a sub-resource built on first use) mirrored lazily.
+
+        The twin is a ``cached_property`` too; it imports ``Y`` when first read, so the blocking facade
+        loads a resource's module only when that resource is used, as the async side does.
+        """
+        where = f"{node.name}.{item.name}"
+        returns = _unquote(item.returns) if item.returns is not None else None
+        target = self.index.async_class(self.source, returns) if returns is not None else None
+        if returns is None or target is None or isinstance(returns, ast.Subscript):
+            self.notes.append(f"{where}: cached_property that is not an Async* resource")
+            return None
+        twin = self.index.twins[target]
+        module = self.layout.twin_module(target[0])
+        self.need("functools", "cached_property")
+        if target[0] != self.source.name:
+            self.need(module, twin, type_checking=True)
+        package = self.name if self.source.is_package else self.name.rpartition(".")[0]
+        lines = ["@cached_property", f"def {item.name}(self) -> {twin}:"]
+        lines += _docstring(_translate_doc(ast.get_docstring(item), self.index.twin_names), INDENT)
+        if target[0] != self.source.name:
+            lines += [f"{INDENT}from {_relative(package, module)} import {twin}", ""]
+        lines.append(f"{INDENT}return {twin}(self.{attr}.{item.name}, self._portal)")
+        return lines
 
     def parameters(self, args: ast.arguments) -> list[str]:
         """The parameter list as written in the source: kinds, markers, annotations and defaults."""

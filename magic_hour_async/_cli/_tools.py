@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from .._exceptions import ConfigurationError
+from .._generated import RESOURCES
 from .._models import CreateResponse
 from .._resources.create import AsyncCreateResource, to_wire
 from .._resources.projects import AsyncProjects
@@ -40,9 +41,10 @@ def project_path(kind: str, id: str) -> str:
 
 def _tools(client: AsyncClient) -> dict[str, AsyncCreateResource[Any]]:
     """Every create resource on ``client.v1``, by CLI name (``ai-image-generator``)."""
+    resources = {name: getattr(client.v1, name) for name in RESOURCES}  # loads every tool module
     return {
         name.replace("_", "-"): resource
-        for name, resource in vars(client.v1).items()
+        for name, resource in resources.items()
         if isinstance(resource, AsyncCreateResource)
     }
 

@@ -9,6 +9,7 @@ from typing import TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -136,6 +137,7 @@ class AsyncAiFaceEditor(AsyncCreateResource[ImageProject]):
         assets: AiFaceEditorAssets | AiFaceEditorAssetsDict,
         style: AiFaceEditorStyle | AiFaceEditorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-face-editor``.
 
@@ -143,12 +145,13 @@ class AsyncAiFaceEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiFaceEditorAssets`` or a dict.
             style: ``AiFaceEditorStyle`` or a dict.
             name: str, server default ``"Face Editor - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiFaceEditorBody(assets=assets, style=style, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -159,6 +162,7 @@ class AsyncAiFaceEditor(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -169,10 +173,12 @@ class AsyncAiFaceEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiFaceEditorAssets`` or a dict.
             style: ``AiFaceEditorStyle`` or a dict.
             name: str, server default ``"Face Editor - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -183,4 +189,5 @@ class AsyncAiFaceEditor(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -81,6 +82,7 @@ class AsyncAiGifGenerator(AsyncCreateResource[ImageProject]):
         style: AiGifGeneratorStyle | AiGifGeneratorStyleDict,
         name: str | None = None,
         output_format: AiGifGeneratorOutputFormat | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-gif-generator``.
 
@@ -88,12 +90,13 @@ class AsyncAiGifGenerator(AsyncCreateResource[ImageProject]):
             style: ``AiGifGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Gif - dateTime"``.
             output_format: one of ``"gif"``, ``"mp4"``, ``"webm"``, server default ``"gif"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiGifGeneratorBody(style=style, name=name, output_format=output_format)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -104,6 +107,7 @@ class AsyncAiGifGenerator(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -114,10 +118,12 @@ class AsyncAiGifGenerator(AsyncCreateResource[ImageProject]):
             style: ``AiGifGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Gif - dateTime"``.
             output_format: one of ``"gif"``, ``"mp4"``, ``"webm"``, server default ``"gif"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -128,4 +134,5 @@ class AsyncAiGifGenerator(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -99,6 +100,7 @@ class AsyncAiHeadshotGenerator(AsyncCreateResource[ImageProject]):
         assets: AiHeadshotGeneratorAssets | AiHeadshotGeneratorAssetsDict,
         name: str | None = None,
         style: AiHeadshotGeneratorStyle | AiHeadshotGeneratorStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-headshot-generator``.
 
@@ -106,12 +108,13 @@ class AsyncAiHeadshotGenerator(AsyncCreateResource[ImageProject]):
             assets: ``AiHeadshotGeneratorAssets`` or a dict.
             name: str, server default ``"Ai Headshot - dateTime"``.
             style: ``AiHeadshotGeneratorStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiHeadshotGeneratorBody(assets=assets, name=name, style=style)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -122,6 +125,7 @@ class AsyncAiHeadshotGenerator(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -132,10 +136,12 @@ class AsyncAiHeadshotGenerator(AsyncCreateResource[ImageProject]):
             assets: ``AiHeadshotGeneratorAssets`` or a dict.
             name: str, server default ``"Ai Headshot - dateTime"``.
             style: ``AiHeadshotGeneratorStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -146,4 +152,5 @@ class AsyncAiHeadshotGenerator(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -10,6 +10,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -65,7 +66,7 @@ class AiImageEditorStyle:
 
     Attributes:
         prompt: str, length 1 to 15000, required.
-        model: one of ``"Nano Banana"``, ``"Seedream"``, ``"default"``.
+        model: one of ``"Nano Banana"``, ``"Seedream"``, ``"default"``, deprecated, no effect.
     """
 
     prompt: str
@@ -87,7 +88,7 @@ class AiImageEditorAssets:
     """``assets`` in the body of ``POST /v1/ai-image-editor``.
 
     Attributes:
-        image_file_path: str, length >= 1.
+        image_file_path: str, length >= 1, deprecated, no effect.
         image_file_paths: list of str, <= 10 items.
     """
 
@@ -111,7 +112,7 @@ class AiImageEditorBody:
         assets: ``AiImageEditorAssets`` or a dict, required.
         name: str, server default ``"Ai Image Editor - dateTime"``.
         image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-        model: one of 15 values (``AiImageEditorModel``).
+        model: one of 15 known values (``AiImageEditorModel``; other strings are sent as given).
         aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``, ``"4:5"``,
             ``"2:3"``.
         resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
@@ -123,7 +124,7 @@ class AiImageEditorBody:
     )
     name: str | None = None
     image_count: AiImageEditorImageCount | None = None
-    model: AiImageEditorModel | None = None
+    model: AiImageEditorModel | str | None = None
     aspect_ratio: AiImageEditorAspectRatio | None = None
     resolution: AiImageEditorResolution | None = None
 
@@ -138,7 +139,7 @@ class AiImageEditorBodyDict(_AiImageEditorBodyDictRequired, total=False):
 
     name: str
     image_count: AiImageEditorImageCount
-    model: AiImageEditorModel
+    model: AiImageEditorModel | str
     aspect_ratio: AiImageEditorAspectRatio
     resolution: AiImageEditorResolution
 
@@ -156,9 +157,10 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
         assets: AiImageEditorAssets | AiImageEditorAssetsDict,
         name: str | None = None,
         image_count: AiImageEditorImageCount | None = None,
-        model: AiImageEditorModel | None = None,
+        model: AiImageEditorModel | str | None = None,
         aspect_ratio: AiImageEditorAspectRatio | None = None,
         resolution: AiImageEditorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-editor``.
 
@@ -167,10 +169,11 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 15 values (``AiImageEditorModel``).
+            model: one of 15 known values (``AiImageEditorModel``; other strings are sent as given).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -184,7 +187,7 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             aspect_ratio=aspect_ratio,
             resolution=resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -193,12 +196,13 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
         assets: AiImageEditorAssets | AiImageEditorAssetsDict,
         name: str | None = None,
         image_count: AiImageEditorImageCount | None = None,
-        model: AiImageEditorModel | None = None,
+        model: AiImageEditorModel | str | None = None,
         aspect_ratio: AiImageEditorAspectRatio | None = None,
         resolution: AiImageEditorResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -210,14 +214,16 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 15 values (``AiImageEditorModel``).
+            model: one of 15 known values (``AiImageEditorModel``; other strings are sent as given).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -236,4 +242,5 @@ class AsyncAiImageEditor(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

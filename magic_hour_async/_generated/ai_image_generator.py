@@ -9,7 +9,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AiImageGeneratorAspectRatio",
@@ -103,12 +104,13 @@ class AiImageGeneratorStyle:
 
     Attributes:
         prompt: str, length >= 1, required.
-        tool: one of 35 values (``AiImageGeneratorStyleTool``), server default ``"general"``.
-        quality_mode: one of ``"standard"``, ``"pro"``.
+        tool: one of 35 known values (``AiImageGeneratorStyleTool``; other strings are sent as given), server
+            default ``"general"``.
+        quality_mode: one of ``"standard"``, ``"pro"``, deprecated, no effect.
     """
 
     prompt: str
-    tool: AiImageGeneratorStyleTool | None = None
+    tool: AiImageGeneratorStyleTool | str | None = None
     quality_mode: AiImageGeneratorStyleQualityMode | None = None
 
 
@@ -119,7 +121,7 @@ class _AiImageGeneratorStyleDictRequired(TypedDict):
 class AiImageGeneratorStyleDict(_AiImageGeneratorStyleDictRequired, total=False):
     """``AiImageGeneratorStyle`` as a plain dict."""
 
-    tool: AiImageGeneratorStyleTool
+    tool: AiImageGeneratorStyleTool | str
     quality_mode: AiImageGeneratorStyleQualityMode
 
 
@@ -131,10 +133,10 @@ class AiImageGeneratorBody:
         image_count: int, 1 to 16, required.
         style: ``AiImageGeneratorStyle`` or a dict, required.
         name: str, server default ``"Ai Image - dateTime"``.
-        model: one of 16 values (``AiImageGeneratorModel``).
+        model: one of 16 known values (``AiImageGeneratorModel``; other strings are sent as given).
         aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
         resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default ``"auto"``.
-        orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
+        orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``, deprecated, use ``aspect_ratio``.
     """
 
     image_count: int
@@ -142,7 +144,7 @@ class AiImageGeneratorBody:
         metadata={"model": AiImageGeneratorStyle},
     )
     name: str | None = None
-    model: AiImageGeneratorModel | None = None
+    model: AiImageGeneratorModel | str | None = None
     aspect_ratio: AiImageGeneratorAspectRatio | None = None
     resolution: AiImageGeneratorResolution | None = None
     orientation: AiImageGeneratorOrientation | None = None
@@ -157,7 +159,7 @@ class AiImageGeneratorBodyDict(_AiImageGeneratorBodyDictRequired, total=False):
     """``AiImageGeneratorBody`` as a plain dict."""
 
     name: str
-    model: AiImageGeneratorModel
+    model: AiImageGeneratorModel | str
     aspect_ratio: AiImageGeneratorAspectRatio
     resolution: AiImageGeneratorResolution
     orientation: AiImageGeneratorOrientation
@@ -175,10 +177,11 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
         image_count: int,
         style: AiImageGeneratorStyle | AiImageGeneratorStyleDict,
         name: str | None = None,
-        model: AiImageGeneratorModel | None = None,
+        model: AiImageGeneratorModel | str | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
         orientation: AiImageGeneratorOrientation | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-generator``.
 
@@ -186,15 +189,19 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 16 values (``AiImageGeneratorModel``).
+            model: one of 16 known values (``AiImageGeneratorModel``; other strings are sent as given).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
-            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``, deprecated, use
+                ``aspect_ratio``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if orientation is not None:
+            deprecated_parameter("orientation", "aspect_ratio")
         body = AiImageGeneratorBody(
             image_count=image_count,
             style=style,
@@ -204,7 +211,7 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             resolution=resolution,
             orientation=orientation,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -212,13 +219,14 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
         image_count: int,
         style: AiImageGeneratorStyle | AiImageGeneratorStyleDict,
         name: str | None = None,
-        model: AiImageGeneratorModel | None = None,
+        model: AiImageGeneratorModel | str | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
         orientation: AiImageGeneratorOrientation | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -229,19 +237,24 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 16 values (``AiImageGeneratorModel``).
+            model: one of 16 known values (``AiImageGeneratorModel``; other strings are sent as given).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
-            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``, deprecated, use
+                ``aspect_ratio``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if orientation is not None:
+            deprecated_parameter("orientation", "aspect_ratio")
         body = AiImageGeneratorBody(
             image_count=image_count,
             style=style,
@@ -256,4 +269,5 @@ class AsyncAiImageGenerator(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

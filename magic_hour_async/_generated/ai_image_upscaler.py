@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -36,7 +37,7 @@ class AiImageUpscalerStyle:
 
     Attributes:
         mode: one of ``"pro"``, ``"preserve"``, ``"balanced"``, ``"creative"``.
-        enhancement: one of ``"Resemblance"``, ``"Balanced"``, ``"Creative"``.
+        enhancement: one of ``"Resemblance"``, ``"Balanced"``, ``"Creative"``, deprecated, no effect.
         prompt: str.
     """
 
@@ -117,6 +118,7 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
         style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-upscaler``.
 
@@ -125,12 +127,13 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
             style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiImageUpscalerBody(scale_factor=scale_factor, assets=assets, name=name, style=style)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -142,6 +145,7 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -153,10 +157,12 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
             style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -167,4 +173,5 @@ class AsyncAiImageUpscaler(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

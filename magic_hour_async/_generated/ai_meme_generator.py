@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -132,18 +133,19 @@ class AiMemeGeneratorStyle:
 
     Attributes:
         topic: str, length 1 to 200, required.
-        template: one of 101 values (``AiMemeGeneratorStyleTemplate``), required.
+        template: one of 101 known values (``AiMemeGeneratorStyleTemplate``; other strings are sent as given),
+            required.
         search_web: bool, server default ``False``.
     """
 
     topic: str
-    template: AiMemeGeneratorStyleTemplate
+    template: AiMemeGeneratorStyleTemplate | str
     search_web: bool | None = attrs.field(default=None, metadata={"wire": "searchWeb"})
 
 
 class _AiMemeGeneratorStyleDictRequired(TypedDict):
     topic: str
-    template: AiMemeGeneratorStyleTemplate
+    template: AiMemeGeneratorStyleTemplate | str
 
 
 class AiMemeGeneratorStyleDict(_AiMemeGeneratorStyleDictRequired, total=False):
@@ -188,18 +190,20 @@ class AsyncAiMemeGenerator(AsyncCreateResource[ImageProject]):
         *,
         style: AiMemeGeneratorStyle | AiMemeGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-meme-generator``.
 
         Args:
             style: ``AiMemeGeneratorStyle`` or a dict.
             name: str.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiMemeGeneratorBody(style=style, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -209,6 +213,7 @@ class AsyncAiMemeGenerator(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -218,10 +223,12 @@ class AsyncAiMemeGenerator(AsyncCreateResource[ImageProject]):
         Args:
             style: ``AiMemeGeneratorStyle`` or a dict.
             name: str.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -232,4 +239,5 @@ class AsyncAiMemeGenerator(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

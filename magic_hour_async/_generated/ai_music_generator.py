@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import attrs
 
 from .._models import AudioProject, CreateResponse
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -86,6 +88,8 @@ class AsyncAiMusicGenerator(AsyncCreateResource[AudioProject]):
         duration: int,
         style: AiMusicGeneratorStyle | AiMusicGeneratorStyleDict,
         name: str | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-music-generator``.
 
@@ -93,12 +97,14 @@ class AsyncAiMusicGenerator(AsyncCreateResource[AudioProject]):
             duration: int, 15 to 300.
             style: ``AiMusicGeneratorStyle`` or a dict.
             name: str.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiMusicGeneratorBody(duration=duration, style=style, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options, extra=additional_properties)
 
     async def generate(
         self,
@@ -106,9 +112,11 @@ class AsyncAiMusicGenerator(AsyncCreateResource[AudioProject]):
         duration: int,
         style: AiMusicGeneratorStyle | AiMusicGeneratorStyleDict,
         name: str | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -119,10 +127,13 @@ class AsyncAiMusicGenerator(AsyncCreateResource[AudioProject]):
             duration: int, 15 to 300.
             style: ``AiMusicGeneratorStyle`` or a dict.
             name: str.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -133,4 +144,6 @@ class AsyncAiMusicGenerator(AsyncCreateResource[AudioProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
+            extra=additional_properties,
         )

@@ -9,7 +9,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AiTalkingPhotoAssets",
@@ -64,7 +65,7 @@ class AiTalkingPhotoStyle:
     Attributes:
         generation_mode: one of ``"realistic"``, ``"prompted"``, ``"pro"``, ``"standard"``, ``"stable"``,
             ``"expressive"``, server default ``"realistic"``.
-        intensity: float, 0.1 to 2, multiple of 0.01, server default ``1.5``.
+        intensity: float, 0.1 to 2, multiple of 0.01, server default ``1.5``, deprecated, no effect.
         prompt: str.
     """
 
@@ -91,7 +92,7 @@ class AiTalkingPhotoBody:
         assets: ``AiTalkingPhotoAssets`` or a dict, required.
         name: str, server default ``"Talking Photo - dateTime"``.
         style: ``AiTalkingPhotoStyle`` or a dict.
-        max_resolution: int.
+        max_resolution: int, deprecated, use ``resolution``.
         resolution: one of ``"480p"``, ``"720p"``.
     """
 
@@ -140,6 +141,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
         resolution: AiTalkingPhotoResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-talking-photo``.
 
@@ -149,12 +151,15 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             assets: ``AiTalkingPhotoAssets`` or a dict.
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
-            max_resolution: int.
+            max_resolution: int, deprecated, use ``resolution``.
             resolution: one of ``"480p"``, ``"720p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if max_resolution is not None:
+            deprecated_parameter("max_resolution", "resolution")
         body = AiTalkingPhotoBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -164,7 +169,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             max_resolution=max_resolution,
             resolution=resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -179,6 +184,7 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -191,16 +197,20 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             assets: ``AiTalkingPhotoAssets`` or a dict.
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
-            max_resolution: int.
+            max_resolution: int, deprecated, use ``resolution``.
             resolution: one of ``"480p"``, ``"720p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if max_resolution is not None:
+            deprecated_parameter("max_resolution", "resolution")
         body = AiTalkingPhotoBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -215,4 +225,5 @@ class AsyncAiTalkingPhoto(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

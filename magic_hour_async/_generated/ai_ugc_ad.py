@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeAlias, TypedDict
+from typing import Any, Literal, TypeAlias, TypedDict
 
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -91,6 +93,8 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
         script: str,
         model: AiUgcAdModel | None = None,
         resolution: AiUgcAdResolution | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-ugc-ad``.
 
@@ -100,6 +104,8 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
             script: str.
             model: one of ``"kling-3.0"``, ``"ltx-2.5"``, ``"veo3.1"``.
             resolution: one of ``"1080p"``, ``"480p"``, ``"720p"``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -111,7 +117,7 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
             model=model,
             resolution=resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options, extra=additional_properties)
 
     async def generate(
         self,
@@ -121,9 +127,11 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
         script: str,
         model: AiUgcAdModel | None = None,
         resolution: AiUgcAdResolution | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -136,10 +144,13 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
             script: str.
             model: one of ``"kling-3.0"``, ``"ltx-2.5"``, ``"veo3.1"``.
             resolution: one of ``"1080p"``, ``"480p"``, ``"720p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -156,4 +167,6 @@ class AsyncAiUgcAd(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
+            extra=additional_properties,
         )

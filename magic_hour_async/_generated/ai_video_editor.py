@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -120,6 +121,7 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
         start_seconds: float | None = None,
         model: AiVideoEditorModel | None = None,
         resolution: AiVideoEditorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-editor``.
 
@@ -131,6 +133,7 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             model: one of ``"gemini-omni-1.1"``, ``"gemini-omni"``, ``"ltx-2.5"``, ``"ltx-2.3"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -144,7 +147,7 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
             model=model,
             resolution=resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -159,6 +162,7 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -173,10 +177,12 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             model: one of ``"gemini-omni-1.1"``, ``"gemini-omni"``, ``"ltx-2.5"``, ``"ltx-2.3"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -195,4 +201,5 @@ class AsyncAiVideoEditor(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -105,7 +106,8 @@ class AiVideoTranslatorBody:
 
     Attributes:
         end_seconds: float, >= 0.1, required.
-        target_language: one of 53 values (``AiVideoTranslatorTargetLanguage``), required.
+        target_language: one of 53 known values (``AiVideoTranslatorTargetLanguage``; other strings are sent
+            as given), required.
         assets: ``AiVideoTranslatorAssets`` or a dict, required.
         name: str, server default ``"Video Translator - dateTime"``.
         start_seconds: float, >= 0, server default ``0``.
@@ -113,7 +115,7 @@ class AiVideoTranslatorBody:
     """
 
     end_seconds: float
-    target_language: AiVideoTranslatorTargetLanguage
+    target_language: AiVideoTranslatorTargetLanguage | str
     assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict = attrs.field(
         metadata={"model": AiVideoTranslatorAssets},
     )
@@ -124,7 +126,7 @@ class AiVideoTranslatorBody:
 
 class _AiVideoTranslatorBodyDictRequired(TypedDict):
     end_seconds: float
-    target_language: AiVideoTranslatorTargetLanguage
+    target_language: AiVideoTranslatorTargetLanguage | str
     assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict
 
 
@@ -146,21 +148,24 @@ class AsyncAiVideoTranslator(AsyncCreateResource[VideoProject]):
         self,
         *,
         end_seconds: float,
-        target_language: AiVideoTranslatorTargetLanguage,
+        target_language: AiVideoTranslatorTargetLanguage | str,
         assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict,
         name: str | None = None,
         start_seconds: float | None = None,
         resolution: AiVideoTranslatorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-translator``.
 
         Args:
             end_seconds: float, >= 0.1.
-            target_language: one of 53 values (``AiVideoTranslatorTargetLanguage``).
+            target_language: one of 53 known values (``AiVideoTranslatorTargetLanguage``; other strings are
+                sent as given).
             assets: ``AiVideoTranslatorAssets`` or a dict.
             name: str, server default ``"Video Translator - dateTime"``.
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -173,13 +178,13 @@ class AsyncAiVideoTranslator(AsyncCreateResource[VideoProject]):
             start_seconds=start_seconds,
             resolution=resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
         *,
         end_seconds: float,
-        target_language: AiVideoTranslatorTargetLanguage,
+        target_language: AiVideoTranslatorTargetLanguage | str,
         assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict,
         name: str | None = None,
         start_seconds: float | None = None,
@@ -187,6 +192,7 @@ class AsyncAiVideoTranslator(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -195,15 +201,18 @@ class AsyncAiVideoTranslator(AsyncCreateResource[VideoProject]):
 
         Args:
             end_seconds: float, >= 0.1.
-            target_language: one of 53 values (``AiVideoTranslatorTargetLanguage``).
+            target_language: one of 53 known values (``AiVideoTranslatorTargetLanguage``; other strings are
+                sent as given).
             assets: ``AiVideoTranslatorAssets`` or a dict.
             name: str, server default ``"Video Translator - dateTime"``.
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -221,4 +230,5 @@ class AsyncAiVideoTranslator(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

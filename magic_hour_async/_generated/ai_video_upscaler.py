@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -89,6 +90,7 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
         resolution: AiVideoUpscalerResolution,
         name: str | None = None,
         start_seconds: float | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-upscaler``.
 
@@ -98,6 +100,7 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
             resolution: one of ``"1080p"``, ``"2k"``, ``"4k"``, ``"720p"``.
             name: str.
             start_seconds: float.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -109,7 +112,7 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
             name=name,
             start_seconds=start_seconds,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -122,6 +125,7 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -134,10 +138,12 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
             resolution: one of ``"1080p"``, ``"2k"``, ``"4k"``, ``"720p"``.
             name: str.
             start_seconds: float.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -154,4 +160,5 @@ class AsyncAiVideoUpscaler(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import TypedDict
 import attrs
 
 from .._models import AudioProject, CreateResponse
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -96,6 +97,7 @@ class AsyncAiVoiceCloner(AsyncCreateResource[AudioProject]):
         assets: AiVoiceClonerAssets | AiVoiceClonerAssetsDict,
         style: AiVoiceClonerStyle | AiVoiceClonerStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-voice-cloner``.
 
@@ -103,12 +105,13 @@ class AsyncAiVoiceCloner(AsyncCreateResource[AudioProject]):
             assets: ``AiVoiceClonerAssets`` or a dict.
             style: ``AiVoiceClonerStyle`` or a dict.
             name: str, server default ``"Voice Cloner - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiVoiceClonerBody(assets=assets, style=style, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -119,6 +122,7 @@ class AsyncAiVoiceCloner(AsyncCreateResource[AudioProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -129,10 +133,12 @@ class AsyncAiVoiceCloner(AsyncCreateResource[AudioProject]):
             assets: ``AiVoiceClonerAssets`` or a dict.
             style: ``AiVoiceClonerStyle`` or a dict.
             name: str, server default ``"Voice Cloner - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -143,4 +149,5 @@ class AsyncAiVoiceCloner(AsyncCreateResource[AudioProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import AudioProject, CreateResponse
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -1297,18 +1298,19 @@ class AiVoiceGeneratorStyle:
 
     Attributes:
         prompt: str, length >= 1, required.
-        voice_name: one of 1266 values (``AiVoiceGeneratorStyleVoiceName``), required.
+        voice_name: one of 1266 known values (``AiVoiceGeneratorStyleVoiceName``; other strings are sent as
+            given), required.
     """
 
     prompt: str
-    voice_name: AiVoiceGeneratorStyleVoiceName
+    voice_name: AiVoiceGeneratorStyleVoiceName | str
 
 
 class AiVoiceGeneratorStyleDict(TypedDict):
     """``AiVoiceGeneratorStyle`` as a plain dict."""
 
     prompt: str
-    voice_name: AiVoiceGeneratorStyleVoiceName
+    voice_name: AiVoiceGeneratorStyleVoiceName | str
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -1347,18 +1349,20 @@ class AsyncAiVoiceGenerator(AsyncCreateResource[AudioProject]):
         *,
         style: AiVoiceGeneratorStyle | AiVoiceGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-voice-generator``.
 
         Args:
             style: ``AiVoiceGeneratorStyle`` or a dict.
             name: str, server default ``"Voice Generator - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = AiVoiceGeneratorBody(style=style, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -1368,6 +1372,7 @@ class AsyncAiVoiceGenerator(AsyncCreateResource[AudioProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -1377,10 +1382,12 @@ class AsyncAiVoiceGenerator(AsyncCreateResource[AudioProject]):
         Args:
             style: ``AiVoiceGeneratorStyle`` or a dict.
             name: str, server default ``"Voice Generator - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -1391,4 +1398,5 @@ class AsyncAiVoiceGenerator(AsyncCreateResource[AudioProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -144,16 +145,18 @@ class AnimationStyle:
     """``style`` in the body of ``POST /v1/animation``.
 
     Attributes:
-        art_style: one of 47 values (``AnimationStyleArtStyle``), required.
-        camera_effect: one of 52 values (``AnimationStyleCameraEffect``), required.
+        art_style: one of 47 known values (``AnimationStyleArtStyle``; other strings are sent as given),
+            required.
+        camera_effect: one of 52 known values (``AnimationStyleCameraEffect``; other strings are sent as
+            given), required.
         prompt_type: one of ``"custom"``, ``"use_lyrics"``, ``"ai_choose"``, required.
         transition_speed: int, 1 to 10, required.
         art_style_custom: str.
         prompt: str.
     """
 
-    art_style: AnimationStyleArtStyle
-    camera_effect: AnimationStyleCameraEffect
+    art_style: AnimationStyleArtStyle | str
+    camera_effect: AnimationStyleCameraEffect | str
     prompt_type: AnimationStylePromptType
     transition_speed: int
     art_style_custom: str | None = None
@@ -161,8 +164,8 @@ class AnimationStyle:
 
 
 class _AnimationStyleDictRequired(TypedDict):
-    art_style: AnimationStyleArtStyle
-    camera_effect: AnimationStyleCameraEffect
+    art_style: AnimationStyleArtStyle | str
+    camera_effect: AnimationStyleCameraEffect | str
     prompt_type: AnimationStylePromptType
     transition_speed: int
 
@@ -257,6 +260,7 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
         style: AnimationStyle | AnimationStyleDict,
         assets: AnimationAssets | AnimationAssetsDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/animation``.
 
@@ -268,6 +272,7 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
             style: ``AnimationStyle`` or a dict.
             assets: ``AnimationAssets`` or a dict.
             name: str, server default ``"Animation - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -281,7 +286,7 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
             assets=assets,
             name=name,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -296,6 +301,7 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -310,10 +316,12 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
             style: ``AnimationStyle`` or a dict.
             assets: ``AnimationAssets`` or a dict.
             name: str, server default ``"Animation - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -332,4 +340,5 @@ class AsyncAnimation(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

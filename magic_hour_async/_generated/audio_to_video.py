@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -119,6 +120,7 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
         start_seconds: float | None = None,
         resolution: AudioToVideoResolution | None = None,
         style: AudioToVideoStyle | AudioToVideoStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/audio-to-video``.
 
@@ -129,6 +131,7 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``AudioToVideoStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -141,7 +144,7 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
             resolution=resolution,
             style=style,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -155,6 +158,7 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -168,10 +172,12 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``AudioToVideoStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -189,4 +195,5 @@ class AsyncAudioToVideo(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

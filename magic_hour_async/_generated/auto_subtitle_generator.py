@@ -9,6 +9,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -161,6 +162,7 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
         assets: AutoSubtitleGeneratorAssets | AutoSubtitleGeneratorAssetsDict,
         style: AutoSubtitleGeneratorStyle | AutoSubtitleGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/auto-subtitle-generator``.
 
@@ -170,6 +172,7 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
             assets: ``AutoSubtitleGeneratorAssets`` or a dict.
             style: ``AutoSubtitleGeneratorStyle`` or a dict.
             name: str, server default ``"Auto Subtitle - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -181,7 +184,7 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
             style=style,
             name=name,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -194,6 +197,7 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -206,10 +210,12 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
             assets: ``AutoSubtitleGeneratorAssets`` or a dict.
             style: ``AutoSubtitleGeneratorStyle`` or a dict.
             name: str, server default ``"Auto Subtitle - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -226,4 +232,5 @@ class AsyncAutoSubtitleGenerator(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

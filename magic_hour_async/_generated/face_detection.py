@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypedDict
 
 import attrs
 
-from .._models import CreateResponse
+from .._models import CreateResponse, WireModel
+from .._request_options import RequestOptions
 from .._resources.create import AsyncResource
 
 __all__ = [
@@ -64,7 +66,7 @@ class FaceDetectionBodyDict(_FaceDetectionBodyDictRequired, total=False):
 
 
 @attrs.frozen(kw_only=True)
-class FaceDetectionFace:
+class FaceDetectionFace(WireModel):
     """An item of ``faces`` in the answer to ``GET /v1/face-detection/{id}``.
 
     Attributes:
@@ -77,7 +79,7 @@ class FaceDetectionFace:
 
 
 @attrs.frozen(kw_only=True)
-class FaceDetectionDetails:
+class FaceDetectionDetails(WireModel):
     """The answer to ``GET /v1/face-detection/{id}``; ``status`` compares equal to its string.
 
     Attributes:
@@ -91,6 +93,8 @@ class FaceDetectionDetails:
     credits_charged: int
     status: str
     faces: tuple[FaceDetectionFace, ...]
+    #: Local paths saved by ``generate(download_outputs=True)``; empty when nothing was saved.
+    downloaded_paths: list[str] = attrs.field(factory=list[str], hash=False)
 
 
 class AsyncFaceDetection(AsyncResource):
@@ -103,22 +107,61 @@ class AsyncFaceDetection(AsyncResource):
         *,
         assets: FaceDetectionAssets | FaceDetectionAssetsDict,
         confidence_score: float | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a job: ``POST /v1/face-detection``.
 
         Args:
             assets: ``FaceDetectionAssets`` or a dict.
             confidence_score: float, 0 to 1, multiple of 0.05, server default ``0.5``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new job's ``id`` and the credits charged.
         """
         body = FaceDetectionBody(assets=assets, confidence_score=confidence_score)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
-    async def get(self, *, id: str) -> FaceDetectionDetails:
+    async def generate(
+        self,
+        *,
+        assets: FaceDetectionAssets | FaceDetectionAssetsDict,
+        confidence_score: float | None = None,
+        wait_for_completion: bool = True,
+        download_outputs: bool = True,
+        download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
+    ) -> FaceDetectionDetails:
+        """Upload local files in ``assets``, start the job, wait for it, download the files it lists.
+
+        Paths in ``assets.*_file_path`` that are not URLs or ``api-assets/`` paths are uploaded first.
+
+        Args:
+            assets: ``FaceDetectionAssets`` or a dict.
+            confidence_score: float, 0 to 1, multiple of 0.05, server default ``0.5``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
+            download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
+
+        Returns:
+            The ``FaceDetectionDetails``; ``downloaded_paths`` lists the saved files.
+        """
+        body = FaceDetectionBody(assets=assets, confidence_score=confidence_score)
+        return await self._generate_job(
+            FaceDetectionDetails,
+            body,
+            wait_for_completion=wait_for_completion,
+            download_outputs=download_outputs,
+            download_directory=download_directory,
+            request_options=request_options,
+        )
+
+    async def get(self, *, id: str, request_options: RequestOptions | None = None) -> FaceDetectionDetails:
         """Fetch a job's current state: ``GET /v1/face-detection/{id}``."""
-        return await self._get(id, FaceDetectionDetails)
+        return await self._get(id, FaceDetectionDetails, request_options=request_options)
 
     async def wait(self, *, id: str, timeout: float | None = None) -> FaceDetectionDetails:
         """Poll through the client's scheduler until the job is ``complete`` or ``error``.

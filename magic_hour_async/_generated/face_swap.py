@@ -10,7 +10,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AsyncFaceSwap",
@@ -121,8 +122,8 @@ class FaceSwapBody:
         end_seconds: float, >= 0.1, required.
         assets: ``FaceSwapAssets`` or a dict, required.
         name: str, server default ``"Face Swap - dateTime"``.
-        height: int, nullable.
-        width: int, nullable.
+        height: int, nullable, deprecated, no effect.
+        width: int, nullable, deprecated, no effect.
         style: ``FaceSwapStyle`` or a dict.
     """
 
@@ -169,6 +170,7 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
         height: int | None = None,
         width: int | None = None,
         style: FaceSwapStyle | FaceSwapStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/face-swap``.
 
@@ -177,13 +179,18 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             style: ``FaceSwapStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = FaceSwapBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -193,7 +200,7 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             width=width,
             style=style,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -208,6 +215,7 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -219,17 +227,23 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``FaceSwapAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             style: ``FaceSwapStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = FaceSwapBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -244,4 +258,5 @@ class AsyncFaceSwap(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

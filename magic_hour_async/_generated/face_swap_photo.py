@@ -10,6 +10,7 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = [
@@ -117,18 +118,20 @@ class AsyncFaceSwapPhoto(AsyncCreateResource[ImageProject]):
         *,
         assets: FaceSwapPhotoAssets | FaceSwapPhotoAssetsDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/face-swap-photo``.
 
         Args:
             assets: ``FaceSwapPhotoAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = FaceSwapPhotoBody(assets=assets, name=name)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -138,6 +141,7 @@ class AsyncFaceSwapPhoto(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -147,10 +151,12 @@ class AsyncFaceSwapPhoto(AsyncCreateResource[ImageProject]):
         Args:
             assets: ``FaceSwapPhotoAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -161,4 +167,5 @@ class AsyncFaceSwapPhoto(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

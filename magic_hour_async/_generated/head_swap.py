@@ -9,6 +9,7 @@ from typing import TypedDict
 import attrs
 
 from .._models import CreateResponse, ImageProject
+from .._request_options import RequestOptions
 from .._resources.create import AsyncCreateResource
 
 __all__ = ["AsyncHeadSwap", "HeadSwapAssets", "HeadSwapAssetsDict", "HeadSwapBody", "HeadSwapBodyDict"]
@@ -72,6 +73,7 @@ class AsyncHeadSwap(AsyncCreateResource[ImageProject]):
         assets: HeadSwapAssets | HeadSwapAssetsDict,
         name: str | None = None,
         max_resolution: int | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/head-swap``.
 
@@ -79,12 +81,13 @@ class AsyncHeadSwap(AsyncCreateResource[ImageProject]):
             assets: ``HeadSwapAssets`` or a dict.
             name: str, server default ``"Head Swap - dateTime"``.
             max_resolution: int.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
         body = HeadSwapBody(assets=assets, name=name, max_resolution=max_resolution)
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -95,6 +98,7 @@ class AsyncHeadSwap(AsyncCreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -105,10 +109,12 @@ class AsyncHeadSwap(AsyncCreateResource[ImageProject]):
             assets: ``HeadSwapAssets`` or a dict.
             name: str, server default ``"Head Swap - dateTime"``.
             max_resolution: int.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -119,4 +125,5 @@ class AsyncHeadSwap(AsyncCreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

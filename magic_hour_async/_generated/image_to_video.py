@@ -9,7 +9,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AsyncImageToVideo",
@@ -64,8 +65,8 @@ class ImageToVideoStyle:
 
     Attributes:
         prompt: str.
-        high_quality: bool.
-        quality_mode: one of ``"quick"``, ``"studio"``.
+        high_quality: bool, deprecated, no effect.
+        quality_mode: one of ``"quick"``, ``"studio"``, deprecated, no effect.
     """
 
     prompt: str | None = None
@@ -112,9 +113,10 @@ class ImageToVideoBody:
         end_seconds: float, 1 to 60, required.
         assets: ``ImageToVideoAssets`` or a dict, required.
         name: str, server default ``"Image To Video - dateTime"``.
-        height: int, nullable.
-        width: int, nullable.
-        model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+        height: int, nullable, deprecated, no effect.
+        width: int, nullable, deprecated, no effect.
+        model: one of 23 known values (``ImageToVideoModel``; other strings are sent as given), server default
+            ``"default"``.
         resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
         audio: bool.
         style: ``ImageToVideoStyle`` or a dict.
@@ -125,7 +127,7 @@ class ImageToVideoBody:
     name: str | None = None
     height: int | None = None
     width: int | None = None
-    model: ImageToVideoModel | None = None
+    model: ImageToVideoModel | str | None = None
     resolution: ImageToVideoResolution | None = None
     audio: bool | None = None
     style: ImageToVideoStyle | ImageToVideoStyleDict | None = attrs.field(
@@ -145,7 +147,7 @@ class ImageToVideoBodyDict(_ImageToVideoBodyDictRequired, total=False):
     name: str
     height: int
     width: int
-    model: ImageToVideoModel
+    model: ImageToVideoModel | str
     resolution: ImageToVideoResolution
     audio: bool
     style: ImageToVideoStyle | ImageToVideoStyleDict
@@ -165,10 +167,11 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
         name: str | None = None,
         height: int | None = None,
         width: int | None = None,
-        model: ImageToVideoModel | None = None,
+        model: ImageToVideoModel | str | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
         style: ImageToVideoStyle | ImageToVideoStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/image-to-video``.
 
@@ -176,16 +179,22 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
-            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
+            model: one of 23 known values (``ImageToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = ImageToVideoBody(
             end_seconds=end_seconds,
             assets=assets,
@@ -197,7 +206,7 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             audio=audio,
             style=style,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -207,13 +216,14 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
         name: str | None = None,
         height: int | None = None,
         width: int | None = None,
-        model: ImageToVideoModel | None = None,
+        model: ImageToVideoModel | str | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
         style: ImageToVideoStyle | ImageToVideoStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -224,20 +234,27 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
-            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
+            model: one of 23 known values (``ImageToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = ImageToVideoBody(
             end_seconds=end_seconds,
             assets=assets,
@@ -254,4 +271,5 @@ class AsyncImageToVideo(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,7 +9,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AsyncLipSync",
@@ -85,8 +86,8 @@ class LipSyncBody:
         end_seconds: float, >= 0.1, required.
         assets: ``LipSyncAssets`` or a dict, required.
         name: str, server default ``"Lip Sync - dateTime"``.
-        height: int, nullable.
-        width: int, nullable.
+        height: int, nullable, deprecated, no effect.
+        width: int, nullable, deprecated, no effect.
         max_fps_limit: float, >= 1.
         style: ``LipSyncStyle`` or a dict.
     """
@@ -137,6 +138,7 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
         width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/lip-sync``.
 
@@ -145,14 +147,19 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = LipSyncBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -163,7 +170,7 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             max_fps_limit=max_fps_limit,
             style=style,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -179,6 +186,7 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -190,18 +198,24 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = LipSyncBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -217,4 +231,5 @@ class AsyncLipSync(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -10,7 +10,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AsyncTextToVideo",
@@ -73,7 +74,7 @@ class TextToVideoStyle:
 
     Attributes:
         prompt: str, length 1 to 20000, required.
-        quality_mode: one of ``"quick"``, ``"studio"``.
+        quality_mode: one of ``"quick"``, ``"studio"``, deprecated, no effect.
     """
 
     prompt: str
@@ -119,9 +120,10 @@ class TextToVideoBody:
         style: ``TextToVideoStyle`` or a dict, required.
         name: str, server default ``"Text To Video - dateTime"``.
         aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-        orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+        orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``, deprecated, use ``aspect_ratio``.
         resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-        model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
+        model: one of 23 known values (``TextToVideoModel``; other strings are sent as given), server default
+            ``"default"``.
         audio: bool.
         references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
     """
@@ -132,7 +134,7 @@ class TextToVideoBody:
     aspect_ratio: TextToVideoAspectRatio | None = None
     orientation: TextToVideoOrientation | None = None
     resolution: TextToVideoResolution | None = None
-    model: TextToVideoModel | None = None
+    model: TextToVideoModel | str | None = None
     audio: bool | None = None
     references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = attrs.field(
         default=None,
@@ -152,7 +154,7 @@ class TextToVideoBodyDict(_TextToVideoBodyDictRequired, total=False):
     aspect_ratio: TextToVideoAspectRatio
     orientation: TextToVideoOrientation
     resolution: TextToVideoResolution
-    model: TextToVideoModel
+    model: TextToVideoModel | str
     audio: bool
     references: Sequence[TextToVideoReference | TextToVideoReferenceDict]
 
@@ -172,9 +174,10 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
         aspect_ratio: TextToVideoAspectRatio | None = None,
         orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
-        model: TextToVideoModel | None = None,
+        model: TextToVideoModel | str | None = None,
         audio: bool | None = None,
         references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/text-to-video``.
 
@@ -183,15 +186,20 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``, deprecated, use
+                ``aspect_ratio``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
+            model: one of 23 known values (``TextToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             audio: bool.
             references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if orientation is not None:
+            deprecated_parameter("orientation", "aspect_ratio")
         body = TextToVideoBody(
             end_seconds=end_seconds,
             style=style,
@@ -203,7 +211,7 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             audio=audio,
             references=references,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -214,12 +222,13 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
         aspect_ratio: TextToVideoAspectRatio | None = None,
         orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
-        model: TextToVideoModel | None = None,
+        model: TextToVideoModel | str | None = None,
         audio: bool | None = None,
         references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -231,19 +240,25 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``, deprecated, use
+                ``aspect_ratio``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
+            model: one of 23 known values (``TextToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             audio: bool.
             references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if orientation is not None:
+            deprecated_parameter("orientation", "aspect_ratio")
         body = TextToVideoBody(
             end_seconds=end_seconds,
             style=style,
@@ -260,4 +275,5 @@ class AsyncTextToVideo(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -9,7 +9,8 @@ from typing import Literal, TypeAlias, TypedDict
 import attrs
 
 from .._models import CreateResponse, VideoProject
-from .._resources.create import AsyncCreateResource
+from .._request_options import RequestOptions
+from .._resources.create import AsyncCreateResource, deprecated_parameter
 
 __all__ = [
     "AsyncVideoToVideo",
@@ -136,7 +137,8 @@ class VideoToVideoStyle:
     """``style`` in the body of ``POST /v1/video-to-video``.
 
     Attributes:
-        art_style: one of 75 values (``VideoToVideoStyleArtStyle``), required.
+        art_style: one of 75 known values (``VideoToVideoStyleArtStyle``; other strings are sent as given),
+            required.
         version: one of ``"v1"``, ``"v2"``, ``"default"``, server default ``"default"``.
         prompt_type: one of ``"default"``, ``"custom"``, ``"append_default"``, server default ``"default"``.
         prompt: str, nullable.
@@ -144,7 +146,7 @@ class VideoToVideoStyle:
             ``"Kaywaii"``, ``"Western Anime"``, ``"3D Anime"``, ``"default"``, server default ``"default"``.
     """
 
-    art_style: VideoToVideoStyleArtStyle
+    art_style: VideoToVideoStyleArtStyle | str
     version: VideoToVideoStyleVersion | None = None
     prompt_type: VideoToVideoStylePromptType | None = None
     prompt: str | None = None
@@ -152,7 +154,7 @@ class VideoToVideoStyle:
 
 
 class _VideoToVideoStyleDictRequired(TypedDict):
-    art_style: VideoToVideoStyleArtStyle
+    art_style: VideoToVideoStyleArtStyle | str
 
 
 class VideoToVideoStyleDict(_VideoToVideoStyleDictRequired, total=False):
@@ -200,8 +202,8 @@ class VideoToVideoBody:
         style: ``VideoToVideoStyle`` or a dict, required.
         assets: ``VideoToVideoAssets`` or a dict, required.
         name: str, server default ``"Video To Video - dateTime"``.
-        height: int, nullable.
-        width: int, nullable.
+        height: int, nullable, deprecated, no effect.
+        width: int, nullable, deprecated, no effect.
         fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
     """
 
@@ -248,6 +250,7 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
         height: int | None = None,
         width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/video-to-video``.
 
@@ -257,13 +260,18 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = VideoToVideoBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -274,7 +282,7 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             width=width,
             fps_resolution=fps_resolution,
         )
-        return await self._create(body)
+        return await self._create(body, request_options=request_options)
 
     async def generate(
         self,
@@ -290,6 +298,7 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -302,17 +311,23 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
         """
+        if height is not None:
+            deprecated_parameter("height", None)
+        if width is not None:
+            deprecated_parameter("width", None)
         body = VideoToVideoBody(
             start_seconds=start_seconds,
             end_seconds=end_seconds,
@@ -328,4 +343,5 @@ class AsyncVideoToVideo(AsyncCreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -19,9 +19,15 @@ BASE_URL_ENV = "MAGIC_HOUR_BASE_URL"
 
 
 class Environment(enum.Enum):
-    """Where the API lives. ``Environment.PRODUCTION`` is https://api.magichour.ai."""
+    """Where the API lives. ``Environment.PRODUCTION`` is https://api.magichour.ai.
+
+    ``ENVIRONMENT`` is the official SDK's name for production (the same member); ``MOCK_SERVER`` is the
+    official SDK's hosted mock, which answers every call with a fixed example and renders nothing.
+    """
 
     PRODUCTION = "https://api.magichour.ai"
+    ENVIRONMENT = "https://api.magichour.ai"  # an alias of PRODUCTION (same value)
+    MOCK_SERVER = "https://api.sideko.dev/v1/mock/magichour/magic-hour/0.90.0"
 
 
 #: Largest JSON answer read from the API by default (a project is a few KiB); see ``max_response_bytes``.

@@ -344,6 +344,8 @@ class Transport:
         json_body: Any = None,
         paid: bool = False,
         max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Send a request to ``base_url + path`` and return the decoded JSON body (None for 204).
 
@@ -352,6 +354,8 @@ class Transport:
                 allows to retry.
             max_retries: override the client's ``max_retries`` (the scheduler polls with 0: it rides out
                 failures itself and must see every 429).
+            headers: extra headers for this request (a call's ``request_options``).
+            timeout: total seconds for each attempt of this request, instead of the client's ``Timeout``.
         """
         kind = RequestKind.CREATE if paid else RequestKind.READ
         url = self.base_url + path
@@ -359,7 +363,7 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return await self._send(method, url, data)
+                return await self._send(method, url, data, headers, timeout)
             except MagicHourError as exc:
                 error = exc
             delay = self.retry.next_delay(
@@ -381,16 +385,29 @@ class Transport:
             found = self._watch = Deadlines(asyncio.get_running_loop(), self.timeout.total)
         return found
 
-    async def _send(self, method: str, url: str, data: str | None) -> Any:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        data: str | None,
+        extra_headers: Mapping[str, str] | None = None,
+        total: float | None = None,
+    ) -> Any:
         session = self._session() or await self._new_session()
         headers = self._headers if data is None else self._json_headers
-        started = time.perf_counter()
+        if extra_headers:  # a call's request_options: never in place of auth or content type
+            headers = {**extra_headers, **headers}
+        timeout = self._api_timeout
         deadlines = self._deadlines()
+        if total is not None:  # a call's own limit: aiohttp's per-request timer instead of the shared watch
+            timeout = aiohttp.ClientTimeout(total=total, sock_connect=timeout.sock_connect)
+            deadlines = None
+        started = time.perf_counter()
         task = deadlines.enter() if deadlines is not None else None
         try:
             with self._map:
                 async with session.request(
-                    method, url, data=data, headers=headers, timeout=self._api_timeout
+                    method, url, data=data, headers=headers, timeout=timeout
                 ) as response:
                     status, raw = await self._receive(response, method, url)
         except asyncio.CancelledError:

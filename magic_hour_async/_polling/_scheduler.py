@@ -1,22 +1,29 @@
 """The polling scheduler: one per client, it serves every wait on a render.
 
-One driver task keeps a heap of next-poll deadlines and wait deadlines (:mod:`._timers`). When a poll is
-due, the project joins a FIFO of due polls, and the driver starts a poll task for it as soon as a
-concurrency slot (``PollPolicy.max_concurrency``) and the adaptive rate limiter (:mod:`._rate`) allow.
-A newly watched project's first poll is due at once, so it joins the FIFO directly. Nothing sleeps per
-project: a watched project costs a few hundred bytes and a few objects for the cyclic GC to traverse, and a
-task exists only while its GET is in flight. The driver starts lazily on the first wait, stops when nothing
-is watched, and starts again on demand.
+One driver task keeps a heap of next-poll deadlines and wait deadlines (:mod:`._timers`). When a poll is due,
+the project joins the backlog of due polls (:mod:`._backlog`: the most overdue relative to its own interval
+goes first), and the driver starts a poll task for it as soon as a concurrency slot
+(``PollPolicy.max_concurrency``) and the rate (:mod:`._rate`: the ``max_rate`` budget, or less after a real
+rate limit) allow. A newly watched project's first poll is due at once, so it joins the backlog directly.
+Nothing sleeps per project: a watched project costs a few hundred bytes and a few objects for the cyclic GC to
+traverse, and a task exists only while its GET is in flight. The driver starts lazily on the first wait, stops
+when nothing is watched, and starts again on demand.
 
 Waits on the same ``(kind, id)`` share one watch, so one poll stream and one result. Each call to
 :meth:`Scheduler.wait`, :meth:`~Scheduler.wait_many` or :meth:`~Scheduler.as_completed` holds a ticket
 (:mod:`._tickets`) on the projects it waits for; a ticket that is satisfied, times out or is cancelled
 withdraws, and a project no ticket holds is forgotten at once and dropped from the heap lazily.
 
-Poll timing is :func:`._poll_policy.poll_delay` (pure); transient errors (connection, timeout, 408, 429, 5xx,
-undecodable body) are retried with backoff and never fail a wait; other errors fail every waiter of that
-project with the very exception raised. All time comes from the injected ``clock`` and ``sleep``, by default
-the running loop's, so tests run in virtual time.
+Poll timing is :func:`._policy.poll_delay` (pure). Transient errors (:func:`is_transient`: no response, a
+timeout, 408, 429, 500, 502, 503, 504, an undecodable body) are retried with backoff, each reported to
+``on_event`` as a ``"retry"``; a 429's ``Retry-After`` holds that project back at least that long. They fail
+the waits only once the project has gone ``PollPolicy.give_up_after`` seconds without a successful poll: then
+every waiter gets the last poll error, so an unreachable host or a server answering garbage cannot make a wait
+hang. A wait that times out carries the last poll error (since the last success) as
+``WaitTimeoutError.last_error``. Other errors (401, 403, 404, 422, ...) fail every waiter of that project at
+once with the very exception raised. All time comes from the injected ``clock`` and ``sleep``, by default the
+running loop's, so tests run in virtual time; test mode (:func:`._policy.time_scale`) runs the scheduler's
+durations a thousand times faster.
 """
 
 from __future__ import annotations
@@ -25,22 +32,21 @@ import asyncio
 import logging
 import math
 import random as _random
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, Literal, TypeVar
 
 import attrs
 
 from .._exceptions import (
-    APIConnectionError,
     APIStatusError,
     ClientClosedError,
     ConfigurationError,
     RateLimitError,
-    ResponseDecodeError,
     WaitTimeoutError,
 )
-from ._policy import PollPolicy, poll_delay
+from .._http._retry import RequestKind, RetryPolicy
+from ._backlog import Backlog
+from ._policy import PollPolicy, poll_delay, time_scale
 from ._rate import AdaptiveRate
 from ._tickets import Completions, Key, Ticket
 from ._timers import Timers
@@ -70,7 +76,11 @@ class PollEvent(Generic[P]):
 
 @attrs.frozen(kw_only=True)
 class SchedulerStats:
-    """A snapshot of the scheduler's counters; ``allowed_rate`` is None until the server first throttles."""
+    """A snapshot of the scheduler's counters.
+
+    ``allowed_rate`` is the rate polls may be sent at now, per second: 95% of ``PollPolicy.max_rate`` (the
+    rest is slack for delayed arrivals), or less while a real rate limit holds it down; None if unlimited.
+    """
 
     polls_sent: int
     polls_failed: int
@@ -83,11 +93,18 @@ class SchedulerStats:
     allowed_rate: float | None
 
 
+_MAX_HOLD = 60.0  # a longer Retry-After holds a project back a minute
+
+
+_RETRY = RetryPolicy()  # only its classification is used: the scheduler times its own retries
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether a failed poll is worth retrying: no response, a timeout, 408, 429, 5xx or a garbled body."""
-    if isinstance(exc, (APIConnectionError, ResponseDecodeError)):
-        return True
-    return isinstance(exc, APIStatusError) and (exc.status_code in (408, 429) or exc.status_code >= 500)
+    """Whether a failed poll is worth retrying: no response, a timeout, 408, 429, 500, 502-504, bad JSON.
+
+    The one retry policy decides (``RequestKind.POLL``); anything else fails the waits at once.
+    """
+    return _RETRY.transient(RequestKind.POLL, exc)
 
 
 class _Watch(Generic[P]):
@@ -97,15 +114,30 @@ class _Watch(Generic[P]):
     cyclic GC must traverse as can be): slots, and the first ticket held in a slot rather than in a set.
     """
 
-    __slots__ = ("due", "failures", "key", "last", "more", "polled_at", "started", "state", "ticket")
+    __slots__ = (
+        "due",
+        "error",
+        "failures",
+        "interval",
+        "key",
+        "last",
+        "more",
+        "ok_at",
+        "polled_at",
+        "started",
+        "state",
+        "ticket",
+    )
 
-    def __init__(self, key: Key, now: float) -> None:
+    def __init__(self, key: Key, now: float, interval: float) -> None:
         self.key = key
         self.ticket: Ticket[P] | None = None  # the first holder; most projects have only one
         self.more: list[Ticket[P]] | None = None  # the others, if any
         self.last: P | None = None
-        self.started = self.polled_at = now
+        self.error: BaseException | None = None  # of the last poll, if polls failed since the last success
+        self.started = self.polled_at = self.ok_at = now  # ok_at: the last successful poll, or the start
         self.due = now  # when the next poll is planned; a timer entry for another time is stale
+        self.interval = interval  # the interval that poll was planned with: the backlog's yardstick
         self.failures = 0
         self.state: Literal["scheduled", "ready", "in_flight"] = "ready"  # the first poll is immediate
 
@@ -176,12 +208,12 @@ class Scheduler(Generic[P]):
         self._random = random
         self._on_event = on_event
         self._closed_error = closed_error or (lambda: ClientClosedError("client closed"))
-        self._rate = AdaptiveRate()
+        self._rate = AdaptiveRate(max_rate=self._policy.max_rate)
         self._safety = 1.0
         self._watches: dict[Key, _Watch[P]] = {}
         # Due polls of watches and deadlines of tickets.
         self._timers: Timers[_Watch[P] | Ticket[P]] = Timers(self._sleep)
-        self._ready: deque[_Watch[P]] = deque()  # due polls waiting for a slot or the rate limiter
+        self._ready: Backlog[_Watch[P]] = Backlog()  # due polls waiting for a slot or the rate
         self._loop: asyncio.AbstractEventLoop | None = None
         self._driver: asyncio.Task[None] | None = None
         self._polls: set[asyncio.Task[None]] = set()
@@ -209,9 +241,10 @@ class Scheduler(Generic[P]):
             # Bring forward polls planned at the slower cadence; raising it takes effect from each next poll.
             for watch in self._watches.values():
                 if watch.state == "scheduled":
-                    due = watch.polled_at + self._delay(watch, watch.polled_at)
-                    if due < watch.due:
-                        self._push_watch(watch, due)
+                    interval = self._delay(watch, watch.polled_at)
+                    if watch.polled_at + interval < watch.due:
+                        watch.interval = interval
+                        self._push_watch(watch, watch.polled_at + interval)
 
     @property
     def stats(self) -> SchedulerStats:
@@ -232,8 +265,12 @@ class Scheduler(Generic[P]):
         """Poll one project until it is terminal and return it (also when it ended in ``error``).
 
         Raises:
-            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen, or None.
-            APIStatusError: A permanent error (400, 401, 402, 403, 404, 422) answered a poll.
+            WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen, or None, and
+                ``.last_error`` (also ``__cause__``) the last poll error, if polls failed since a success.
+            APIStatusError: A permanent error (400, 401, 402, 403, 404, 422) answered a poll; or a transient
+                one (429, 5xx) answered every poll for ``PollPolicy.give_up_after`` seconds.
+            APIConnectionError: Every poll failed to connect (or timed out) for ``give_up_after`` seconds.
+            ResponseDecodeError: Every answer was undecodable for ``give_up_after`` seconds.
         """
         key = (kind, id)
         ticket = self._register([key], timeout)
@@ -332,11 +369,12 @@ class Scheduler(Generic[P]):
         now = self._now()
         ticket: Ticket[P] = Ticket(keys)
         watches, ready = self._watches, self._ready
+        first = self._policy.initial * self._safety * time_scale()
         for key in keys:
             watch = watches.get(key)
             if watch is None:
-                # The first poll is immediate: straight to the queue of due polls, not through the heap.
-                watch = watches[key] = _Watch(key, now)
+                # The first poll is immediate: straight to the backlog of due polls, not through the heap.
+                watch = watches[key] = _Watch(key, now, first)
                 ready.append(watch)
             watch.hold(ticket)
         self._tickets += 1
@@ -365,9 +403,13 @@ class Scheduler(Generic[P]):
         kind, id = unfinished[0]
         watch = self._watches.get(unfinished[0])
         others = f" ({len(unfinished)} of {total} unfinished)" if total > 1 else ""
+        error = watch.error if watch is not None else None
+        # The error's class only: its text is the server's, and it is one ``__cause__`` away anyway.
+        hint = f"; its last poll failed with {type(error).__name__}" if error is not None else ""
         return WaitTimeoutError(
-            f"{kind} project {id!r} did not finish within {timeout} s{others}",
+            f"{kind} project {id!r} did not finish within {timeout} s{others}{hint}",
             project=watch.last if watch is not None else None,
+            last_error=error,
         )
 
     # The driver and the polls.
@@ -392,7 +434,7 @@ class Scheduler(Generic[P]):
                     target.expire()
             elif self._live(when, target):
                 target.state = "ready"
-                self._ready.append(target)
+                self._ready.append(target)  # the heap yields in order of ``due``, as the backlog wants
         # Withdrawn projects, rescheduled polls and finished waits leave stale entries behind.
         self._timers.compact(self._live, len(self._watches) + self._tickets)
 
@@ -405,15 +447,15 @@ class Scheduler(Generic[P]):
     def _dispatch(self, now: float) -> float:
         """Start due polls while a slot and the rate allow; return when the rate allows the next, or inf."""
         ready = self._ready
+        self._rate.set_max_rate(now, self._policy.max_rate / time_scale())
         while ready and self._in_flight < self._policy.max_concurrency:
-            watch = ready[0]
-            if watch.state != "ready" or self._watches.get(watch.key) is not watch:
-                ready.popleft()
-                continue
+            watch = ready.first(now, self._due_now)
+            if watch is None:
+                break
             wait = self._rate.acquire(now)
             if wait > 0:
                 return now + wait
-            ready.popleft()
+            ready.remove(watch)
             watch.state = "in_flight"
             self._sent += 1
             self._in_flight += 1
@@ -424,6 +466,9 @@ class Scheduler(Generic[P]):
             task.add_done_callback(self._polls.discard)
         return math.inf
 
+    def _due_now(self, watch: _Watch[P]) -> bool:
+        return watch.state == "ready" and self._watches.get(watch.key) is watch
+
     async def _poll(self, watch: _Watch[P], sent_at: float) -> None:
         try:
             project = await self._fetch(*watch.key)
@@ -431,15 +476,15 @@ class Scheduler(Generic[P]):
         except Exception as exc:
             self._failure(watch, exc, sent_at)
         else:
-            self._success(watch, project, terminal)
+            self._success(watch, project, terminal, sent_at)
         finally:
             self._in_flight -= 1
             if self._ready:
                 self._timers.wake_at(-math.inf)  # a slot is free
 
-    def _success(self, watch: _Watch[P], project: P, terminal: bool) -> None:
+    def _success(self, watch: _Watch[P], project: P, terminal: bool, sent_at: float) -> None:
         now = self._now()
-        self._rate.on_success(now)
+        self._rate.on_success(now, sent_at=sent_at)
         if self._watches.get(watch.key) is not watch:
             return  # nobody waits for it any more
         if watch.last is None or watch.last != project:
@@ -448,6 +493,8 @@ class Scheduler(Generic[P]):
             # thousands of watches that triggers full collections, tens of milliseconds each.
             watch.last = project
         watch.failures = 0
+        watch.error = None
+        watch.ok_at = now
         if terminal:
             self._resolve(watch, project)
             self._emit("terminal", watch.key, project=project)
@@ -457,20 +504,26 @@ class Scheduler(Generic[P]):
 
     def _failure(self, watch: _Watch[P], exc: Exception, sent_at: float) -> None:
         now = self._now()
+        scale = time_scale()
         self._failed += 1
+        hold = 0.0
         if isinstance(exc, APIStatusError) and exc.status_code == 429:
             self._throttled += 1
             retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-            self._rate.on_throttle(now, sent_at=sent_at, retry_after=retry_after)
+            if retry_after is not None and retry_after > 0:
+                hold = min(retry_after, _MAX_HOLD) * scale
+            self._rate.on_throttle(now, sent_at=sent_at, retry_after=hold or None)
         if self._watches.get(watch.key) is not watch:
             return
         logger.debug("poll of %s %s failed: %r", *watch.key, exc)
-        if is_transient(exc):
+        if is_transient(exc) and now - watch.ok_at < self._policy.give_up_after * scale:
             self._retried += 1
             watch.failures += 1
-            self._reschedule(watch, now)
+            watch.error = exc
+            self._reschedule(watch, now, at_least=hold)
             self._emit("retry", watch.key, error=exc)
         else:
+            # A permanent error, or a transient one that has lasted ``give_up_after``: fail loudly.
             self._resolve(watch, exc)
             self._emit("error", watch.key, error=exc)
 
@@ -481,9 +534,10 @@ class Scheduler(Generic[P]):
         if not self._watches:
             self._timers.wake_at(-math.inf)  # so an idle driver can stop
 
-    def _reschedule(self, watch: _Watch[P], now: float) -> None:
+    def _reschedule(self, watch: _Watch[P], now: float, *, at_least: float = 0.0) -> None:
         watch.polled_at = now
-        self._push_watch(watch, now + self._delay(watch, now))
+        watch.interval = max(self._delay(watch, now), at_least)
+        self._push_watch(watch, now + watch.interval)
 
     def _delay(self, watch: _Watch[P], at: float) -> float:
         return poll_delay(

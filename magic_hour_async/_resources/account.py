@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._converter import decode
+from .._models import WireModel
+from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -26,7 +28,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class SubscriptionPrice:
+class SubscriptionPrice(WireModel):
     """The price per billing interval, in the currency's smallest unit (``4900`` ``"usd"`` is $49.00)."""
 
     amount: int
@@ -34,7 +36,7 @@ class SubscriptionPrice:
 
 
 @attrs.frozen(kw_only=True)
-class SubscriptionDiscount:
+class SubscriptionDiscount(WireModel):
     """A discount on the price: a percentage or a fixed amount (the other one is ``None``)."""
 
     percent_off: float | None = None
@@ -42,7 +44,7 @@ class SubscriptionDiscount:
 
 
 @attrs.frozen(kw_only=True)
-class AccountSubscription:
+class AccountSubscription(WireModel):
     """The account's subscription plan.
 
     Attributes:
@@ -65,7 +67,7 @@ class AccountSubscription:
 
 
 @attrs.frozen(kw_only=True)
-class Account:
+class Account(WireModel):
     """The account that owns the API key (``GET /v1/account``).
 
     Attributes:
@@ -92,7 +94,7 @@ class AsyncAccountResource:
     def __repr__(self) -> str:
         return "<AsyncAccountResource /v1/account>"
 
-    async def get(self) -> Account:
+    async def get(self, *, request_options: RequestOptions | None = None) -> Account:
         """The credit balance, tier and subscription of the account that owns the API key.
 
         Example:
@@ -100,9 +102,19 @@ class AsyncAccountResource:
             account = await client.v1.account.get()
             print(account.credits, account.tier)
             ```
+
+        Args:
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        data = await self._client._transport.request("GET", "/v1/account")
+        sent = resolve("/v1/account", request_options)
+        data = await self._client._transport.request(
+            "GET", sent.path, headers=sent.headers, timeout=sent.timeout
+        )
         return decode(data, Account)
+
+    async def list(self, *, request_options: RequestOptions | None = None) -> Account:
+        """The official SDK's name for :meth:`get` (the account is one object, not a list)."""
+        return await self.get(request_options=request_options)
 
 
 # Decoding resolves annotations by name; do it while this module is still their home.

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .._request_options import RequestOptions
 from .._transfers._parts import ProgressCallback
 from .._transfers._uploads import (
     UploadSource,
     UploadUrlRequestItem,
     UploadUrlsResponse,
-    create_upload_urls,
     upload_files,
 )
+from ._upload_urls import request_upload_urls
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -28,19 +29,29 @@ class AsyncUploadUrls:
         return "<AsyncUploadUrls>"
 
     async def create(
-        self, *, items: Sequence[UploadUrlRequestItem | Mapping[str, str]]
+        self,
+        *,
+        items: Sequence[UploadUrlRequestItem | Mapping[str, str]],
+        request_options: RequestOptions | None = None,
     ) -> UploadUrlsResponse:
-        """Request presigned upload URLs, one per item, answered in request order.
+        """Request presigned upload URLs, one per item, and return what the API answered.
 
-        Most code wants :meth:`AsyncFiles.upload_files` instead, which calls this and uploads the bytes.
+        Most code wants :meth:`AsyncFiles.upload_files` instead, which calls this and uploads the bytes (and
+        checks that every file got its URL). This method returns the answer as sent: a mock server that
+        answers with a fixed example may list more URLs than were asked for.
 
         Example:
             ```python
             res = await client.v1.files.upload_urls.create(items=[{"type": "video", "extension": "mp4"}])
             res.items[0].upload_url, res.items[0].file_path
             ```
+
+        Args:
+            items: ``{"type": "video" | "audio" | "image", "extension": "mp4"}`` per file (``type_`` is
+                accepted as the key too, as the official SDK spells it).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        return await create_upload_urls(self._client._transport, items)
+        return await request_upload_urls(self._client._transport, items, request_options)
 
 
 class AsyncFiles:

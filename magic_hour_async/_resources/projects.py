@@ -7,30 +7,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import attrs
 
 from .._converter import decode
 from .._exceptions import ConfigurationError
 from .._models import AudioProject, ImageProject, Project, VideoProject
+from .._request_options import RequestOptions, resolve
+from ._polled import encode_id
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
-    from .._http._transport import Transport
     from .._transfers._parts import ProgressCallback
 
 P = TypeVar("P", bound=Project)
 
+
 MODELS: dict[str, type[Project]] = {"video": VideoProject, "image": ImageProject, "audio": AudioProject}
-
-
-def encode_id(value: str) -> str:
-    """URL-encode a path parameter so ``id="a/b"`` can never reach another route."""
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"id must be a non-empty string, not {value!r}")
-    return quote(value, safe="")
 
 
 async def save_outputs(
@@ -58,29 +52,6 @@ def _checked(ids: Iterable[str]) -> list[str]:
     return listed
 
 
-#: Other jobs the scheduler can poll, by their resource path (``/v1/face-detection``): the model of
-#: ``GET {path}/{id}``. Registered by the resources that wait on them.
-POLLED_PATHS: dict[str, type[Any]] = {}
-
-
-def register_polled(path: str, model: type[Any]) -> None:
-    POLLED_PATHS.setdefault(path, model)
-
-
-async def fetch_project(transport: Transport, kind: str, id: str, *, max_retries: int | None = None) -> Any:
-    """One poll, decoded (the scheduler's fetch).
-
-    ``GET /v1/{kind}-projects/{id}`` for the three project kinds, ``GET {kind}/{id}`` for a registered job
-    path such as ``/v1/face-detection``.
-    """
-    if kind in MODELS:
-        path, model = f"/v1/{kind}-projects/{encode_id(id)}", MODELS[kind]
-    else:
-        path, model = f"{kind}/{encode_id(id)}", POLLED_PATHS[kind]
-    data = await transport.request("GET", path, max_retries=max_retries)
-    return decode(data, model)
-
-
 class AsyncProjects(Generic[P]):
     """Operations shared by the three project kinds."""
 
@@ -96,18 +67,31 @@ class AsyncProjects(Generic[P]):
     def _path(self, id: str) -> str:
         return f"/v1/{self._kind}-projects/{encode_id(id)}"
 
-    async def get(self, *, id: str) -> P:
+    async def get(self, *, id: str, request_options: RequestOptions | None = None) -> P:
         """Fetch a project's current state.
 
         Example:
             ``project = await client.v1.video_projects.get(id="cuid")``
+
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        data = await self._client._transport.request("GET", self._path(id))
+        sent = resolve(self._path(id), request_options)
+        data = await self._client._transport.request(
+            "GET", sent.path, headers=sent.headers, timeout=sent.timeout
+        )
         return decode(data, self._model)
 
-    async def delete(self, *, id: str) -> None:
-        """Permanently delete a project's outputs (204). Not reversible."""
-        await self._client._transport.request("DELETE", self._path(id))
+    async def delete(self, *, id: str, request_options: RequestOptions | None = None) -> None:
+        """Permanently delete a project's outputs (204). Not reversible.
+
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
+        """
+        sent = resolve(self._path(id), request_options)
+        await self._client._transport.request("DELETE", sent.path, headers=sent.headers, timeout=sent.timeout)
 
     async def wait(self, *, id: str, timeout: float | None = None) -> P:
         """Wait until the project is ``complete``, ``error`` or ``canceled`` and return it.

@@ -17,6 +17,8 @@ import attrs
 
 from .._converter import decode
 from .._exceptions import ConfigurationError
+from .._models import WireModel
+from .._request_options import RequestOptions, resolve
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -31,7 +33,7 @@ MAX_LIMIT = 100
 
 
 @attrs.frozen(kw_only=True)
-class SavedItemAsset:
+class SavedItemAsset(WireModel):
     """One file of a saved item.
 
     Attributes:
@@ -50,7 +52,7 @@ class SavedItemAsset:
 
 
 @attrs.frozen(kw_only=True)
-class SavedItem:
+class SavedItem(WireModel):
     """A saved item: its ``type`` (open string), the name given to it, and its assets."""
 
     id: str
@@ -60,7 +62,7 @@ class SavedItem:
 
 
 @attrs.frozen(kw_only=True)
-class SavedItemsPage:
+class SavedItemsPage(WireModel):
     """One page of ``GET /v1/saved-items``; ``next_cursor`` fetches the next one (``None`` on the last)."""
 
     items: tuple[SavedItem, ...]
@@ -93,6 +95,7 @@ class AsyncSavedItems:
         type_: SavedItemType | str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> SavedItemsPage:
         """One page of saved items, newest first.
 
@@ -107,13 +110,20 @@ class AsyncSavedItems:
                 ``brand_kit``).
             limit: page size, 1 to 100 (server default 20).
             cursor: ``next_cursor`` of the previous page.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        query = _query(type_, limit, cursor)
-        data = await self._client._transport.request("GET", "/v1/saved-items" + query)
+        sent = resolve("/v1/saved-items" + _query(type_, limit, cursor), request_options)
+        data = await self._client._transport.request(
+            "GET", sent.path, headers=sent.headers, timeout=sent.timeout
+        )
         return decode(data, SavedItemsPage)
 
     async def iterate(
-        self, *, type_: SavedItemType | str | None = None, limit: int | None = None
+        self,
+        *,
+        type_: SavedItemType | str | None = None,
+        limit: int | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AsyncIterator[SavedItem]:
         """Every saved item, newest first, fetching pages as the loop reaches them.
 
@@ -126,11 +136,12 @@ class AsyncSavedItems:
         Args:
             type_: only items of this type.
             limit: page size, 1 to 100 (server default 20).
+            request_options: per-call options, applied to every page request.
         """
         seen: set[str] = set()
         cursor: str | None = None
         while True:
-            page = await self.list(type_=type_, limit=limit, cursor=cursor)
+            page = await self.list(type_=type_, limit=limit, cursor=cursor, request_options=request_options)
             for item in page.items:
                 yield item
             cursor = page.next_cursor

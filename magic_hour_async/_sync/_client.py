@@ -12,36 +12,78 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .._client import AsyncClient, AsyncV1
 from .._http._config import MAX_RESPONSE_BYTES, Environment, Timeout
-from .._models import Project
 from .._polling._policy import PollPolicy
 from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
-from .._transfers._parts import ProgressCallback
 from ._generated import V1Generated
-from ._resources.account import AccountResource
-from ._resources.files import Files
-from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
-from ._resources.saved_items import SavedItems
 
 if TYPE_CHECKING:
+    from .._models import Project
+    from .._transfers._parts import ProgressCallback
     from ..webhooks._verify import WebhookEvent
+    from ._resources.account import AccountResource
+    from ._resources.files import Files
+    from ._resources.projects import AudioProjects, ImageProjects, VideoProjects
+    from ._resources.saved_items import SavedItems
 
 
 class V1(V1Generated):
-    """The ``/v1`` API: ``client.v1.video_projects``, ``client.v1.image_projects``, ..."""
+    """The ``/v1`` API: ``client.v1.video_projects``, ``client.v1.image_projects``, ...
+
+    Every resource is built on first access (``cached_property``), importing its module then: a client that
+    only reads projects never loads the tool modules, uploads or the saved-items code.
+    """
 
     def __init__(self, wrapped: AsyncV1, portal: Portal) -> None:
         super().__init__(wrapped, portal)
-        self.video_projects = VideoProjects(wrapped.video_projects, portal)
-        self.image_projects = ImageProjects(wrapped.image_projects, portal)
-        self.audio_projects = AudioProjects(wrapped.audio_projects, portal)
-        self.files = Files(wrapped.files, portal)
-        self.account = AccountResource(wrapped.account, portal)
-        self.saved_items = SavedItems(wrapped.saved_items, portal)
+        self._async_v1 = wrapped
+
+    @cached_property
+    def video_projects(self) -> VideoProjects:
+        """``/v1/video-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import VideoProjects
+
+        return VideoProjects(self._async_v1.video_projects, self._portal)
+
+    @cached_property
+    def image_projects(self) -> ImageProjects:
+        """``/v1/image-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import ImageProjects
+
+        return ImageProjects(self._async_v1.image_projects, self._portal)
+
+    @cached_property
+    def audio_projects(self) -> AudioProjects:
+        """``/v1/audio-projects``: get, delete, wait, check_result."""
+        from ._resources.projects import AudioProjects
+
+        return AudioProjects(self._async_v1.audio_projects, self._portal)
+
+    @cached_property
+    def files(self) -> Files:
+        """``/v1/files``: upload_file, upload_files, upload_urls.create."""
+        from ._resources.files import Files
+
+        return Files(self._async_v1.files, self._portal)
+
+    @cached_property
+    def account(self) -> AccountResource:
+        """``/v1/account``: get (the official SDK's ``list`` too)."""
+        from ._resources.account import AccountResource
+
+        return AccountResource(self._async_v1.account, self._portal)
+
+    @cached_property
+    def saved_items(self) -> SavedItems:
+        """``/v1/saved-items``: list, iterate."""
+        from ._resources.saved_items import SavedItems
+
+        return SavedItems(self._async_v1.saved_items, self._portal)
 
 
 class Client(BlockingClient[AsyncClient]):
@@ -65,6 +107,7 @@ class Client(BlockingClient[AsyncClient]):
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
 
     Each call runs on this client's own event loop in a background thread and blocks until it
     finishes; Ctrl-C cancels it. ``close()`` (or leaving the ``with`` block) stops the thread.
@@ -81,6 +124,7 @@ class Client(BlockingClient[AsyncClient]):
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         poll: PollPolicy | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        httpx_client: object = None,
     ) -> None:
         super().__init__(
             AsyncClient,
@@ -92,6 +136,7 @@ class Client(BlockingClient[AsyncClient]):
             max_response_bytes=max_response_bytes,
             poll=poll,
             on_poll_event=on_poll_event,
+            httpx_client=httpx_client,
         )
         self._async_client = self._wrapped
         self.v1 = V1(self._async_client.v1, self._portal)

@@ -42,7 +42,7 @@ ERROR_CODES: Mapping[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     422: "unprocessable_entity",
-    429: "rate_limited",
+    429: "too_many_requests",
 }
 
 

@@ -21,7 +21,7 @@ import logging
 
 from aiohttp import web
 
-from . import _api, _transfers
+from . import _account, _api, _transfers
 from ._api import Handler, message, refuse
 from ._counters import Counters
 from ._faults import DROPPED_KEY, FAULT_KEY, Faults, drop_connection
@@ -128,5 +128,6 @@ def build_app(state: State, faults: Faults, counters: Counters) -> web.Applicati
     app[FAULTS_KEY] = faults
     app[COUNTERS_KEY] = counters
     _api.add_routes(app)
+    _account.add_routes(app)
     _transfers.add_routes(app)
     return app

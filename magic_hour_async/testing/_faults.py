@@ -42,7 +42,6 @@ from typing import Any, Literal, TypeVar, cast
 import attrs
 from aiohttp import web
 
-from ._api import ERROR_CODES
 from ._clock import Clock
 from ._latch import Latch
 from ._routing import route_matches
@@ -173,7 +172,9 @@ class Fault:
             )
         if isinstance(self.body, str):
             return web.Response(status=self.status, headers=headers, text=self.body)
-        default = {"code": ERROR_CODES.get(self.status, _snake(reason)), "message": reason}
+        # The code is the status's reason in snake case: a fault is not an API refusal, so it implies none of
+        # the spec's specific codes (a 402 fault is not "insufficient_credits").
+        default = {"code": _snake(reason), "message": reason}
         payload = dict(self.body) if self.body is not None else default
         return web.Response(
             status=self.status, headers=headers, content_type="application/json", text=json.dumps(payload)

@@ -40,5 +40,5 @@ def rate_limited(wait: float) -> web.Response:
         "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
     }
     return web.json_response(
-        {"code": "rate_limited", "message": "Too Many Requests"}, status=429, headers=headers
+        {"code": "too_many_requests", "message": "Too Many Requests"}, status=429, headers=headers
     )

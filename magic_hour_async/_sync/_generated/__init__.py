@@ -4,80 +4,277 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from ..._generated import AsyncV1Generated
 from ..._portal import Portal, twin_repr
-from .ai_clothes_changer import AiClothesChanger
-from .ai_face_editor import AiFaceEditor
-from .ai_gif_generator import AiGifGenerator
-from .ai_headshot_generator import AiHeadshotGenerator
-from .ai_image_editor import AiImageEditor
-from .ai_image_generator import AiImageGenerator
-from .ai_image_upscaler import AiImageUpscaler
-from .ai_meme_generator import AiMemeGenerator
-from .ai_music_generator import AiMusicGenerator
-from .ai_qr_code_generator import AiQrCodeGenerator
-from .ai_talking_photo import AiTalkingPhoto
-from .ai_ugc_ad import AiUgcAd
-from .ai_video_editor import AiVideoEditor
-from .ai_video_translator import AiVideoTranslator
-from .ai_video_upscaler import AiVideoUpscaler
-from .ai_voice_cloner import AiVoiceCloner
-from .ai_voice_generator import AiVoiceGenerator
-from .animation import Animation
-from .audio_to_video import AudioToVideo
-from .auto_subtitle_generator import AutoSubtitleGenerator
-from .body_swap import BodySwap
-from .character_replace import CharacterReplace
-from .face_detection import FaceDetection
-from .face_swap import FaceSwap
-from .face_swap_photo import FaceSwapPhoto
-from .head_swap import HeadSwap
-from .image_background_remover import ImageBackgroundRemover
-from .image_to_video import ImageToVideo
-from .lip_sync import LipSync
-from .photo_colorizer import PhotoColorizer
-from .text_to_video import TextToVideo
-from .video_to_video import VideoToVideo
+
+if TYPE_CHECKING:
+    from .ai_clothes_changer import AiClothesChanger
+    from .ai_face_editor import AiFaceEditor
+    from .ai_gif_generator import AiGifGenerator
+    from .ai_headshot_generator import AiHeadshotGenerator
+    from .ai_image_editor import AiImageEditor
+    from .ai_image_generator import AiImageGenerator
+    from .ai_image_upscaler import AiImageUpscaler
+    from .ai_meme_generator import AiMemeGenerator
+    from .ai_music_generator import AiMusicGenerator
+    from .ai_qr_code_generator import AiQrCodeGenerator
+    from .ai_talking_photo import AiTalkingPhoto
+    from .ai_ugc_ad import AiUgcAd
+    from .ai_video_editor import AiVideoEditor
+    from .ai_video_translator import AiVideoTranslator
+    from .ai_video_upscaler import AiVideoUpscaler
+    from .ai_voice_cloner import AiVoiceCloner
+    from .ai_voice_generator import AiVoiceGenerator
+    from .animation import Animation
+    from .audio_to_video import AudioToVideo
+    from .auto_subtitle_generator import AutoSubtitleGenerator
+    from .body_swap import BodySwap
+    from .character_replace import CharacterReplace
+    from .face_detection import FaceDetection
+    from .face_swap import FaceSwap
+    from .face_swap_photo import FaceSwapPhoto
+    from .head_swap import HeadSwap
+    from .image_background_remover import ImageBackgroundRemover
+    from .image_to_video import ImageToVideo
+    from .lip_sync import LipSync
+    from .photo_colorizer import PhotoColorizer
+    from .text_to_video import TextToVideo
+    from .video_to_video import VideoToVideo
 
 
 class V1Generated:
-    """One resource per tool of ``/v1``: ``create`` and, for renders, ``generate``."""
+    """One resource per tool of ``/v1``, each built (and its module loaded) on first use."""
 
     def __init__(self, wrapped: AsyncV1Generated, portal: Portal) -> None:
         self._portal = portal
         self._async_v1_generated = wrapped
-        self.ai_clothes_changer = AiClothesChanger(wrapped.ai_clothes_changer, portal)
-        self.ai_face_editor = AiFaceEditor(wrapped.ai_face_editor, portal)
-        self.ai_gif_generator = AiGifGenerator(wrapped.ai_gif_generator, portal)
-        self.ai_headshot_generator = AiHeadshotGenerator(wrapped.ai_headshot_generator, portal)
-        self.ai_image_editor = AiImageEditor(wrapped.ai_image_editor, portal)
-        self.ai_image_generator = AiImageGenerator(wrapped.ai_image_generator, portal)
-        self.ai_image_upscaler = AiImageUpscaler(wrapped.ai_image_upscaler, portal)
-        self.ai_meme_generator = AiMemeGenerator(wrapped.ai_meme_generator, portal)
-        self.ai_music_generator = AiMusicGenerator(wrapped.ai_music_generator, portal)
-        self.ai_qr_code_generator = AiQrCodeGenerator(wrapped.ai_qr_code_generator, portal)
-        self.ai_talking_photo = AiTalkingPhoto(wrapped.ai_talking_photo, portal)
-        self.ai_ugc_ad = AiUgcAd(wrapped.ai_ugc_ad, portal)
-        self.ai_video_editor = AiVideoEditor(wrapped.ai_video_editor, portal)
-        self.ai_video_translator = AiVideoTranslator(wrapped.ai_video_translator, portal)
-        self.ai_video_upscaler = AiVideoUpscaler(wrapped.ai_video_upscaler, portal)
-        self.ai_voice_cloner = AiVoiceCloner(wrapped.ai_voice_cloner, portal)
-        self.ai_voice_generator = AiVoiceGenerator(wrapped.ai_voice_generator, portal)
-        self.animation = Animation(wrapped.animation, portal)
-        self.audio_to_video = AudioToVideo(wrapped.audio_to_video, portal)
-        self.auto_subtitle_generator = AutoSubtitleGenerator(wrapped.auto_subtitle_generator, portal)
-        self.body_swap = BodySwap(wrapped.body_swap, portal)
-        self.character_replace = CharacterReplace(wrapped.character_replace, portal)
-        self.face_detection = FaceDetection(wrapped.face_detection, portal)
-        self.face_swap = FaceSwap(wrapped.face_swap, portal)
-        self.face_swap_photo = FaceSwapPhoto(wrapped.face_swap_photo, portal)
-        self.head_swap = HeadSwap(wrapped.head_swap, portal)
-        self.image_background_remover = ImageBackgroundRemover(wrapped.image_background_remover, portal)
-        self.image_to_video = ImageToVideo(wrapped.image_to_video, portal)
-        self.lip_sync = LipSync(wrapped.lip_sync, portal)
-        self.photo_colorizer = PhotoColorizer(wrapped.photo_colorizer, portal)
-        self.text_to_video = TextToVideo(wrapped.text_to_video, portal)
-        self.video_to_video = VideoToVideo(wrapped.video_to_video, portal)
 
     def __repr__(self) -> str:
         return twin_repr(self._async_v1_generated)
+
+    @cached_property
+    def ai_clothes_changer(self) -> AiClothesChanger:
+        """``/v1/ai-clothes-changer``."""
+        from .ai_clothes_changer import AiClothesChanger
+
+        return AiClothesChanger(self._async_v1_generated.ai_clothes_changer, self._portal)
+
+    @cached_property
+    def ai_face_editor(self) -> AiFaceEditor:
+        """``/v1/ai-face-editor``."""
+        from .ai_face_editor import AiFaceEditor
+
+        return AiFaceEditor(self._async_v1_generated.ai_face_editor, self._portal)
+
+    @cached_property
+    def ai_gif_generator(self) -> AiGifGenerator:
+        """``/v1/ai-gif-generator``."""
+        from .ai_gif_generator import AiGifGenerator
+
+        return AiGifGenerator(self._async_v1_generated.ai_gif_generator, self._portal)
+
+    @cached_property
+    def ai_headshot_generator(self) -> AiHeadshotGenerator:
+        """``/v1/ai-headshot-generator``."""
+        from .ai_headshot_generator import AiHeadshotGenerator
+
+        return AiHeadshotGenerator(self._async_v1_generated.ai_headshot_generator, self._portal)
+
+    @cached_property
+    def ai_image_editor(self) -> AiImageEditor:
+        """``/v1/ai-image-editor``."""
+        from .ai_image_editor import AiImageEditor
+
+        return AiImageEditor(self._async_v1_generated.ai_image_editor, self._portal)
+
+    @cached_property
+    def ai_image_generator(self) -> AiImageGenerator:
+        """``/v1/ai-image-generator``."""
+        from .ai_image_generator import AiImageGenerator
+
+        return AiImageGenerator(self._async_v1_generated.ai_image_generator, self._portal)
+
+    @cached_property
+    def ai_image_upscaler(self) -> AiImageUpscaler:
+        """``/v1/ai-image-upscaler``."""
+        from .ai_image_upscaler import AiImageUpscaler
+
+        return AiImageUpscaler(self._async_v1_generated.ai_image_upscaler, self._portal)
+
+    @cached_property
+    def ai_meme_generator(self) -> AiMemeGenerator:
+        """``/v1/ai-meme-generator``."""
+        from .ai_meme_generator import AiMemeGenerator
+
+        return AiMemeGenerator(self._async_v1_generated.ai_meme_generator, self._portal)
+
+    @cached_property
+    def ai_music_generator(self) -> AiMusicGenerator:
+        """``/v1/ai-music-generator``."""
+        from .ai_music_generator import AiMusicGenerator
+
+        return AiMusicGenerator(self._async_v1_generated.ai_music_generator, self._portal)
+
+    @cached_property
+    def ai_qr_code_generator(self) -> AiQrCodeGenerator:
+        """``/v1/ai-qr-code-generator``."""
+        from .ai_qr_code_generator import AiQrCodeGenerator
+
+        return AiQrCodeGenerator(self._async_v1_generated.ai_qr_code_generator, self._portal)
+
+    @cached_property
+    def ai_talking_photo(self) -> AiTalkingPhoto:
+        """``/v1/ai-talking-photo``."""
+        from .ai_talking_photo import AiTalkingPhoto
+
+        return AiTalkingPhoto(self._async_v1_generated.ai_talking_photo, self._portal)
+
+    @cached_property
+    def ai_ugc_ad(self) -> AiUgcAd:
+        """``/v1/ai-ugc-ad``."""
+        from .ai_ugc_ad import AiUgcAd
+
+        return AiUgcAd(self._async_v1_generated.ai_ugc_ad, self._portal)
+
+    @cached_property
+    def ai_video_editor(self) -> AiVideoEditor:
+        """``/v1/ai-video-editor``."""
+        from .ai_video_editor import AiVideoEditor
+
+        return AiVideoEditor(self._async_v1_generated.ai_video_editor, self._portal)
+
+    @cached_property
+    def ai_video_translator(self) -> AiVideoTranslator:
+        """``/v1/ai-video-translator``."""
+        from .ai_video_translator import AiVideoTranslator
+
+        return AiVideoTranslator(self._async_v1_generated.ai_video_translator, self._portal)
+
+    @cached_property
+    def ai_video_upscaler(self) -> AiVideoUpscaler:
+        """``/v1/ai-video-upscaler``."""
+        from .ai_video_upscaler import AiVideoUpscaler
+
+        return AiVideoUpscaler(self._async_v1_generated.ai_video_upscaler, self._portal)
+
+    @cached_property
+    def ai_voice_cloner(self) -> AiVoiceCloner:
+        """``/v1/ai-voice-cloner``."""
+        from .ai_voice_cloner import AiVoiceCloner
+
+        return AiVoiceCloner(self._async_v1_generated.ai_voice_cloner, self._portal)
+
+    @cached_property
+    def ai_voice_generator(self) -> AiVoiceGenerator:
+        """``/v1/ai-voice-generator``."""
+        from .ai_voice_generator import AiVoiceGenerator
+
+        return AiVoiceGenerator(self._async_v1_generated.ai_voice_generator, self._portal)
+
+    @cached_property
+    def animation(self) -> Animation:
+        """``/v1/animation``."""
+        from .animation import Animation
+
+        return Animation(self._async_v1_generated.animation, self._portal)
+
+    @cached_property
+    def audio_to_video(self) -> AudioToVideo:
+        """``/v1/audio-to-video``."""
+        from .audio_to_video import AudioToVideo
+
+        return AudioToVideo(self._async_v1_generated.audio_to_video, self._portal)
+
+    @cached_property
+    def auto_subtitle_generator(self) -> AutoSubtitleGenerator:
+        """``/v1/auto-subtitle-generator``."""
+        from .auto_subtitle_generator import AutoSubtitleGenerator
+
+        return AutoSubtitleGenerator(self._async_v1_generated.auto_subtitle_generator, self._portal)
+
+    @cached_property
+    def body_swap(self) -> BodySwap:
+        """``/v1/body-swap``."""
+        from .body_swap import BodySwap
+
+        return BodySwap(self._async_v1_generated.body_swap, self._portal)
+
+    @cached_property
+    def character_replace(self) -> CharacterReplace:
+        """``/v1/character-replace``."""
+        from .character_replace import CharacterReplace
+
+        return CharacterReplace(self._async_v1_generated.character_replace, self._portal)
+
+    @cached_property
+    def face_detection(self) -> FaceDetection:
+        """``/v1/face-detection``."""
+        from .face_detection import FaceDetection
+
+        return FaceDetection(self._async_v1_generated.face_detection, self._portal)
+
+    @cached_property
+    def face_swap(self) -> FaceSwap:
+        """``/v1/face-swap``."""
+        from .face_swap import FaceSwap
+
+        return FaceSwap(self._async_v1_generated.face_swap, self._portal)
+
+    @cached_property
+    def face_swap_photo(self) -> FaceSwapPhoto:
+        """``/v1/face-swap-photo``."""
+        from .face_swap_photo import FaceSwapPhoto
+
+        return FaceSwapPhoto(self._async_v1_generated.face_swap_photo, self._portal)
+
+    @cached_property
+    def head_swap(self) -> HeadSwap:
+        """``/v1/head-swap``."""
+        from .head_swap import HeadSwap
+
+        return HeadSwap(self._async_v1_generated.head_swap, self._portal)
+
+    @cached_property
+    def image_background_remover(self) -> ImageBackgroundRemover:
+        """``/v1/image-background-remover``."""
+        from .image_background_remover import ImageBackgroundRemover
+
+        return ImageBackgroundRemover(self._async_v1_generated.image_background_remover, self._portal)
+
+    @cached_property
+    def image_to_video(self) -> ImageToVideo:
+        """``/v1/image-to-video``."""
+        from .image_to_video import ImageToVideo
+
+        return ImageToVideo(self._async_v1_generated.image_to_video, self._portal)
+
+    @cached_property
+    def lip_sync(self) -> LipSync:
+        """``/v1/lip-sync``."""
+        from .lip_sync import LipSync
+
+        return LipSync(self._async_v1_generated.lip_sync, self._portal)
+
+    @cached_property
+    def photo_colorizer(self) -> PhotoColorizer:
+        """``/v1/photo-colorizer``."""
+        from .photo_colorizer import PhotoColorizer
+
+        return PhotoColorizer(self._async_v1_generated.photo_colorizer, self._portal)
+
+    @cached_property
+    def text_to_video(self) -> TextToVideo:
+        """``/v1/text-to-video``."""
+        from .text_to_video import TextToVideo
+
+        return TextToVideo(self._async_v1_generated.text_to_video, self._portal)
+
+    @cached_property
+    def video_to_video(self) -> VideoToVideo:
+        """``/v1/video-to-video``."""
+        from .video_to_video import VideoToVideo
+
+        return VideoToVideo(self._async_v1_generated.video_to_video, self._portal)

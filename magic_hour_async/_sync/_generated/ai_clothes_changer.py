@@ -13,6 +13,7 @@ from ..._generated.ai_clothes_changer import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -28,17 +29,24 @@ class AiClothesChanger(CreateResource[ImageProject]):
         *,
         assets: AiClothesChangerAssets | AiClothesChangerAssetsDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-clothes-changer``.
 
         Args:
             assets: ``AiClothesChangerAssets`` or a dict.
             name: str, server default ``"Clothes Changer - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        return self._portal.call(self._async_ai_clothes_changer.create, assets=assets, name=name)
+        return self._portal.call(
+            self._async_ai_clothes_changer.create,
+            assets=assets,
+            name=name,
+            request_options=request_options,
+        )
 
     def generate(
         self,
@@ -48,6 +56,7 @@ class AiClothesChanger(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -57,10 +66,12 @@ class AiClothesChanger(CreateResource[ImageProject]):
         Args:
             assets: ``AiClothesChangerAssets`` or a dict.
             name: str, server default ``"Clothes Changer - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -72,4 +83,5 @@ class AiClothesChanger(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

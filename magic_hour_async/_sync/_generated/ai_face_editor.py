@@ -15,6 +15,7 @@ from ..._generated.ai_face_editor import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -31,6 +32,7 @@ class AiFaceEditor(CreateResource[ImageProject]):
         assets: AiFaceEditorAssets | AiFaceEditorAssetsDict,
         style: AiFaceEditorStyle | AiFaceEditorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-face-editor``.
 
@@ -38,11 +40,18 @@ class AiFaceEditor(CreateResource[ImageProject]):
             assets: ``AiFaceEditorAssets`` or a dict.
             style: ``AiFaceEditorStyle`` or a dict.
             name: str, server default ``"Face Editor - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        return self._portal.call(self._async_ai_face_editor.create, assets=assets, style=style, name=name)
+        return self._portal.call(
+            self._async_ai_face_editor.create,
+            assets=assets,
+            style=style,
+            name=name,
+            request_options=request_options,
+        )
 
     def generate(
         self,
@@ -53,6 +62,7 @@ class AiFaceEditor(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -63,10 +73,12 @@ class AiFaceEditor(CreateResource[ImageProject]):
             assets: ``AiFaceEditorAssets`` or a dict.
             style: ``AiFaceEditorStyle`` or a dict.
             name: str, server default ``"Face Editor - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -79,4 +91,5 @@ class AiFaceEditor(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -14,6 +14,7 @@ from ..._generated.ai_gif_generator import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -30,6 +31,7 @@ class AiGifGenerator(CreateResource[ImageProject]):
         style: AiGifGeneratorStyle | AiGifGeneratorStyleDict,
         name: str | None = None,
         output_format: AiGifGeneratorOutputFormat | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-gif-generator``.
 
@@ -37,6 +39,7 @@ class AiGifGenerator(CreateResource[ImageProject]):
             style: ``AiGifGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Gif - dateTime"``.
             output_format: one of ``"gif"``, ``"mp4"``, ``"webm"``, server default ``"gif"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -46,6 +49,7 @@ class AiGifGenerator(CreateResource[ImageProject]):
             style=style,
             name=name,
             output_format=output_format,
+            request_options=request_options,
         )
 
     def generate(
@@ -57,6 +61,7 @@ class AiGifGenerator(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -67,10 +72,12 @@ class AiGifGenerator(CreateResource[ImageProject]):
             style: ``AiGifGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Gif - dateTime"``.
             output_format: one of ``"gif"``, ``"mp4"``, ``"webm"``, server default ``"gif"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -83,4 +90,5 @@ class AiGifGenerator(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -15,6 +15,7 @@ from ..._generated.ai_headshot_generator import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -31,6 +32,7 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
         assets: AiHeadshotGeneratorAssets | AiHeadshotGeneratorAssetsDict,
         name: str | None = None,
         style: AiHeadshotGeneratorStyle | AiHeadshotGeneratorStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-headshot-generator``.
 
@@ -38,6 +40,7 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
             assets: ``AiHeadshotGeneratorAssets`` or a dict.
             name: str, server default ``"Ai Headshot - dateTime"``.
             style: ``AiHeadshotGeneratorStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -47,6 +50,7 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
             assets=assets,
             name=name,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -58,6 +62,7 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -68,10 +73,12 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
             assets: ``AiHeadshotGeneratorAssets`` or a dict.
             name: str, server default ``"Ai Headshot - dateTime"``.
             style: ``AiHeadshotGeneratorStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -84,4 +91,5 @@ class AiHeadshotGenerator(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -19,6 +19,7 @@ from ..._generated.ai_image_editor import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -36,9 +37,10 @@ class AiImageEditor(CreateResource[ImageProject]):
         assets: AiImageEditorAssets | AiImageEditorAssetsDict,
         name: str | None = None,
         image_count: AiImageEditorImageCount | None = None,
-        model: AiImageEditorModel | None = None,
+        model: AiImageEditorModel | str | None = None,
         aspect_ratio: AiImageEditorAspectRatio | None = None,
         resolution: AiImageEditorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-editor``.
 
@@ -47,10 +49,11 @@ class AiImageEditor(CreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 15 values (``AiImageEditorModel``).
+            model: one of 15 known values (``AiImageEditorModel``; other strings are sent as given).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -64,6 +67,7 @@ class AiImageEditor(CreateResource[ImageProject]):
             model=model,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
+            request_options=request_options,
         )
 
     def generate(
@@ -73,12 +77,13 @@ class AiImageEditor(CreateResource[ImageProject]):
         assets: AiImageEditorAssets | AiImageEditorAssetsDict,
         name: str | None = None,
         image_count: AiImageEditorImageCount | None = None,
-        model: AiImageEditorModel | None = None,
+        model: AiImageEditorModel | str | None = None,
         aspect_ratio: AiImageEditorAspectRatio | None = None,
         resolution: AiImageEditorResolution | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -90,14 +95,16 @@ class AiImageEditor(CreateResource[ImageProject]):
             assets: ``AiImageEditorAssets`` or a dict.
             name: str, server default ``"Ai Image Editor - dateTime"``.
             image_count: one of ``1``, ``4``, ``9``, ``16``, server default ``1``.
-            model: one of 15 values (``AiImageEditorModel``).
+            model: one of 15 known values (``AiImageEditorModel``; other strings are sent as given).
             aspect_ratio: one of ``"auto"``, ``"16:9"``, ``"9:16"``, ``"4:3"``, ``"3:2"``, ``"1:1"``,
                 ``"4:5"``, ``"2:3"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -114,4 +121,5 @@ class AiImageEditor(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

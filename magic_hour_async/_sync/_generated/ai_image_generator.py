@@ -17,6 +17,7 @@ from ..._generated.ai_image_generator import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -33,10 +34,11 @@ class AiImageGenerator(CreateResource[ImageProject]):
         image_count: int,
         style: AiImageGeneratorStyle | AiImageGeneratorStyleDict,
         name: str | None = None,
-        model: AiImageGeneratorModel | None = None,
+        model: AiImageGeneratorModel | str | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
         orientation: AiImageGeneratorOrientation | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-generator``.
 
@@ -44,11 +46,13 @@ class AiImageGenerator(CreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 16 values (``AiImageGeneratorModel``).
+            model: one of 16 known values (``AiImageGeneratorModel``; other strings are sent as given).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
-            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``, deprecated, use
+                ``aspect_ratio``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -62,6 +66,7 @@ class AiImageGenerator(CreateResource[ImageProject]):
             aspect_ratio=aspect_ratio,
             resolution=resolution,
             orientation=orientation,
+            request_options=request_options,
         )
 
     def generate(
@@ -70,13 +75,14 @@ class AiImageGenerator(CreateResource[ImageProject]):
         image_count: int,
         style: AiImageGeneratorStyle | AiImageGeneratorStyleDict,
         name: str | None = None,
-        model: AiImageGeneratorModel | None = None,
+        model: AiImageGeneratorModel | str | None = None,
         aspect_ratio: AiImageGeneratorAspectRatio | None = None,
         resolution: AiImageGeneratorResolution | None = None,
         orientation: AiImageGeneratorOrientation | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -87,15 +93,18 @@ class AiImageGenerator(CreateResource[ImageProject]):
             image_count: int, 1 to 16.
             style: ``AiImageGeneratorStyle`` or a dict.
             name: str, server default ``"Ai Image - dateTime"``.
-            model: one of 16 values (``AiImageGeneratorModel``).
+            model: one of 16 known values (``AiImageGeneratorModel``; other strings are sent as given).
             aspect_ratio: one of ``"1:1"``, ``"16:9"``, ``"9:16"``.
             resolution: one of ``"auto"``, ``"640px"``, ``"1k"``, ``"2k"``, ``"4k"``, server default
                 ``"auto"``.
-            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            orientation: one of ``"square"``, ``"landscape"``, ``"portrait"``, deprecated, use
+                ``aspect_ratio``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -112,4 +121,5 @@ class AiImageGenerator(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

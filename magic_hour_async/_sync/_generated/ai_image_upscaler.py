@@ -15,6 +15,7 @@ from ..._generated.ai_image_upscaler import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -32,6 +33,7 @@ class AiImageUpscaler(CreateResource[ImageProject]):
         assets: AiImageUpscalerAssets | AiImageUpscalerAssetsDict,
         name: str | None = None,
         style: AiImageUpscalerStyle | AiImageUpscalerStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-image-upscaler``.
 
@@ -40,6 +42,7 @@ class AiImageUpscaler(CreateResource[ImageProject]):
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
             style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -50,6 +53,7 @@ class AiImageUpscaler(CreateResource[ImageProject]):
             assets=assets,
             name=name,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -62,6 +66,7 @@ class AiImageUpscaler(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -73,10 +78,12 @@ class AiImageUpscaler(CreateResource[ImageProject]):
             assets: ``AiImageUpscalerAssets`` or a dict.
             name: str, server default ``"Image Upscaler - dateTime"``.
             style: ``AiImageUpscalerStyle`` or a dict, server default ``{}``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -90,4 +97,5 @@ class AiImageUpscaler(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

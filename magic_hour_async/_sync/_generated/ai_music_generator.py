@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..._generated.ai_music_generator import (
     AiMusicGeneratorStyle,
@@ -13,6 +15,7 @@ from ..._generated.ai_music_generator import (
 )
 from ..._models import AudioProject, CreateResponse
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -29,6 +32,8 @@ class AiMusicGenerator(CreateResource[AudioProject]):
         duration: int,
         style: AiMusicGeneratorStyle | AiMusicGeneratorStyleDict,
         name: str | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-music-generator``.
 
@@ -36,6 +41,8 @@ class AiMusicGenerator(CreateResource[AudioProject]):
             duration: int, 15 to 300.
             style: ``AiMusicGeneratorStyle`` or a dict.
             name: str.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -45,6 +52,8 @@ class AiMusicGenerator(CreateResource[AudioProject]):
             duration=duration,
             style=style,
             name=name,
+            additional_properties=additional_properties,
+            request_options=request_options,
         )
 
     def generate(
@@ -53,9 +62,11 @@ class AiMusicGenerator(CreateResource[AudioProject]):
         duration: int,
         style: AiMusicGeneratorStyle | AiMusicGeneratorStyleDict,
         name: str | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -66,10 +77,13 @@ class AiMusicGenerator(CreateResource[AudioProject]):
             duration: int, 15 to 300.
             style: ``AiMusicGeneratorStyle`` or a dict.
             name: str.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -79,7 +93,9 @@ class AiMusicGenerator(CreateResource[AudioProject]):
             duration=duration,
             style=style,
             name=name,
+            additional_properties=additional_properties,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -13,6 +13,7 @@ from ..._generated.ai_qr_code_generator import (
 )
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -29,6 +30,7 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
         content: str,
         style: AiQrCodeGeneratorStyle | AiQrCodeGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/ai-qr-code-generator``.
 
@@ -36,6 +38,7 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
             content: str.
             style: ``AiQrCodeGeneratorStyle`` or a dict.
             name: str, server default ``"Qr Code - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -45,6 +48,7 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
             content=content,
             style=style,
             name=name,
+            request_options=request_options,
         )
 
     def generate(
@@ -56,6 +60,7 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -66,10 +71,12 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
             content: str.
             style: ``AiQrCodeGeneratorStyle`` or a dict.
             name: str, server default ``"Qr Code - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -82,4 +89,5 @@ class AiQrCodeGenerator(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -16,6 +16,7 @@ from ..._generated.ai_talking_photo import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -36,6 +37,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
         style: AiTalkingPhotoStyle | AiTalkingPhotoStyleDict | None = None,
         max_resolution: int | None = None,
         resolution: AiTalkingPhotoResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-talking-photo``.
 
@@ -45,8 +47,9 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             assets: ``AiTalkingPhotoAssets`` or a dict.
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
-            max_resolution: int.
+            max_resolution: int, deprecated, use ``resolution``.
             resolution: one of ``"480p"``, ``"720p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -60,6 +63,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             style=style,
             max_resolution=max_resolution,
             resolution=resolution,
+            request_options=request_options,
         )
 
     def generate(
@@ -75,6 +79,7 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -87,12 +92,14 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             assets: ``AiTalkingPhotoAssets`` or a dict.
             name: str, server default ``"Talking Photo - dateTime"``.
             style: ``AiTalkingPhotoStyle`` or a dict.
-            max_resolution: int.
+            max_resolution: int, deprecated, use ``resolution``.
             resolution: one of ``"480p"``, ``"720p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -109,4 +116,5 @@ class AiTalkingPhoto(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

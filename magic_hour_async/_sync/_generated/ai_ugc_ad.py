@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..._generated.ai_ugc_ad import (
     AiUgcAdAssets,
@@ -15,6 +17,7 @@ from ..._generated.ai_ugc_ad import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -33,6 +36,8 @@ class AiUgcAd(CreateResource[VideoProject]):
         script: str,
         model: AiUgcAdModel | None = None,
         resolution: AiUgcAdResolution | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-ugc-ad``.
 
@@ -42,6 +47,8 @@ class AiUgcAd(CreateResource[VideoProject]):
             script: str.
             model: one of ``"kling-3.0"``, ``"ltx-2.5"``, ``"veo3.1"``.
             resolution: one of ``"1080p"``, ``"480p"``, ``"720p"``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -53,6 +60,8 @@ class AiUgcAd(CreateResource[VideoProject]):
             script=script,
             model=model,
             resolution=resolution,
+            additional_properties=additional_properties,
+            request_options=request_options,
         )
 
     def generate(
@@ -63,9 +72,11 @@ class AiUgcAd(CreateResource[VideoProject]):
         script: str,
         model: AiUgcAdModel | None = None,
         resolution: AiUgcAdResolution | None = None,
+        additional_properties: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -78,10 +89,13 @@ class AiUgcAd(CreateResource[VideoProject]):
             script: str.
             model: one of ``"kling-3.0"``, ``"ltx-2.5"``, ``"veo3.1"``.
             resolution: one of ``"1080p"``, ``"480p"``, ``"720p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            additional_properties: more body fields, sent as given (the official SDK's escape hatch).
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -93,7 +107,9 @@ class AiUgcAd(CreateResource[VideoProject]):
             script=script,
             model=model,
             resolution=resolution,
+            additional_properties=additional_properties,
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

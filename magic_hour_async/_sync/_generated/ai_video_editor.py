@@ -17,6 +17,7 @@ from ..._generated.ai_video_editor import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -37,6 +38,7 @@ class AiVideoEditor(CreateResource[VideoProject]):
         start_seconds: float | None = None,
         model: AiVideoEditorModel | None = None,
         resolution: AiVideoEditorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-editor``.
 
@@ -48,6 +50,7 @@ class AiVideoEditor(CreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             model: one of ``"gemini-omni-1.1"``, ``"gemini-omni"``, ``"ltx-2.5"``, ``"ltx-2.3"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -61,6 +64,7 @@ class AiVideoEditor(CreateResource[VideoProject]):
             start_seconds=start_seconds,
             model=model,
             resolution=resolution,
+            request_options=request_options,
         )
 
     def generate(
@@ -76,6 +80,7 @@ class AiVideoEditor(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -90,10 +95,12 @@ class AiVideoEditor(CreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             model: one of ``"gemini-omni-1.1"``, ``"gemini-omni"``, ``"ltx-2.5"``, ``"ltx-2.3"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -110,4 +117,5 @@ class AiVideoEditor(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

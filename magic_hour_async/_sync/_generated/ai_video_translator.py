@@ -15,6 +15,7 @@ from ..._generated.ai_video_translator import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -29,21 +30,24 @@ class AiVideoTranslator(CreateResource[VideoProject]):
         self,
         *,
         end_seconds: float,
-        target_language: AiVideoTranslatorTargetLanguage,
+        target_language: AiVideoTranslatorTargetLanguage | str,
         assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict,
         name: str | None = None,
         start_seconds: float | None = None,
         resolution: AiVideoTranslatorResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-translator``.
 
         Args:
             end_seconds: float, >= 0.1.
-            target_language: one of 53 values (``AiVideoTranslatorTargetLanguage``).
+            target_language: one of 53 known values (``AiVideoTranslatorTargetLanguage``; other strings are
+                sent as given).
             assets: ``AiVideoTranslatorAssets`` or a dict.
             name: str, server default ``"Video Translator - dateTime"``.
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -56,13 +60,14 @@ class AiVideoTranslator(CreateResource[VideoProject]):
             name=name,
             start_seconds=start_seconds,
             resolution=resolution,
+            request_options=request_options,
         )
 
     def generate(
         self,
         *,
         end_seconds: float,
-        target_language: AiVideoTranslatorTargetLanguage,
+        target_language: AiVideoTranslatorTargetLanguage | str,
         assets: AiVideoTranslatorAssets | AiVideoTranslatorAssetsDict,
         name: str | None = None,
         start_seconds: float | None = None,
@@ -70,6 +75,7 @@ class AiVideoTranslator(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -78,15 +84,18 @@ class AiVideoTranslator(CreateResource[VideoProject]):
 
         Args:
             end_seconds: float, >= 0.1.
-            target_language: one of 53 values (``AiVideoTranslatorTargetLanguage``).
+            target_language: one of 53 known values (``AiVideoTranslatorTargetLanguage``; other strings are
+                sent as given).
             assets: ``AiVideoTranslatorAssets`` or a dict.
             name: str, server default ``"Video Translator - dateTime"``.
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -102,4 +111,5 @@ class AiVideoTranslator(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -14,6 +14,7 @@ from ..._generated.ai_video_upscaler import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -32,6 +33,7 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
         resolution: AiVideoUpscalerResolution,
         name: str | None = None,
         start_seconds: float | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/ai-video-upscaler``.
 
@@ -41,6 +43,7 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
             resolution: one of ``"1080p"``, ``"2k"``, ``"4k"``, ``"720p"``.
             name: str.
             start_seconds: float.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -52,6 +55,7 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
             resolution=resolution,
             name=name,
             start_seconds=start_seconds,
+            request_options=request_options,
         )
 
     def generate(
@@ -65,6 +69,7 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -77,10 +82,12 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
             resolution: one of ``"1080p"``, ``"2k"``, ``"4k"``, ``"720p"``.
             name: str.
             start_seconds: float.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -95,4 +102,5 @@ class AiVideoUpscaler(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -15,6 +15,7 @@ from ..._generated.ai_voice_cloner import (
 )
 from ..._models import AudioProject, CreateResponse
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -31,6 +32,7 @@ class AiVoiceCloner(CreateResource[AudioProject]):
         assets: AiVoiceClonerAssets | AiVoiceClonerAssetsDict,
         style: AiVoiceClonerStyle | AiVoiceClonerStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-voice-cloner``.
 
@@ -38,11 +40,18 @@ class AiVoiceCloner(CreateResource[AudioProject]):
             assets: ``AiVoiceClonerAssets`` or a dict.
             style: ``AiVoiceClonerStyle`` or a dict.
             name: str, server default ``"Voice Cloner - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        return self._portal.call(self._async_ai_voice_cloner.create, assets=assets, style=style, name=name)
+        return self._portal.call(
+            self._async_ai_voice_cloner.create,
+            assets=assets,
+            style=style,
+            name=name,
+            request_options=request_options,
+        )
 
     def generate(
         self,
@@ -53,6 +62,7 @@ class AiVoiceCloner(CreateResource[AudioProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -63,10 +73,12 @@ class AiVoiceCloner(CreateResource[AudioProject]):
             assets: ``AiVoiceClonerAssets`` or a dict.
             style: ``AiVoiceClonerStyle`` or a dict.
             name: str, server default ``"Voice Cloner - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -79,4 +91,5 @@ class AiVoiceCloner(CreateResource[AudioProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -13,6 +13,7 @@ from ..._generated.ai_voice_generator import (
 )
 from ..._models import AudioProject, CreateResponse
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -28,17 +29,24 @@ class AiVoiceGenerator(CreateResource[AudioProject]):
         *,
         style: AiVoiceGeneratorStyle | AiVoiceGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an audio render: ``POST /v1/ai-voice-generator``.
 
         Args:
             style: ``AiVoiceGeneratorStyle`` or a dict.
             name: str, server default ``"Voice Generator - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        return self._portal.call(self._async_ai_voice_generator.create, style=style, name=name)
+        return self._portal.call(
+            self._async_ai_voice_generator.create,
+            style=style,
+            name=name,
+            request_options=request_options,
+        )
 
     def generate(
         self,
@@ -48,6 +56,7 @@ class AiVoiceGenerator(CreateResource[AudioProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> AudioProject:
         """Upload local files in ``assets``, start an audio render, wait for it, download its outputs.
 
@@ -57,10 +66,12 @@ class AiVoiceGenerator(CreateResource[AudioProject]):
         Args:
             style: ``AiVoiceGeneratorStyle`` or a dict.
             name: str, server default ``"Voice Generator - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``AudioProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -72,4 +83,5 @@ class AiVoiceGenerator(CreateResource[AudioProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -15,6 +15,7 @@ from ..._generated.animation import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -35,6 +36,7 @@ class Animation(CreateResource[VideoProject]):
         style: AnimationStyle | AnimationStyleDict,
         assets: AnimationAssets | AnimationAssetsDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/animation``.
 
@@ -46,6 +48,7 @@ class Animation(CreateResource[VideoProject]):
             style: ``AnimationStyle`` or a dict.
             assets: ``AnimationAssets`` or a dict.
             name: str, server default ``"Animation - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -59,6 +62,7 @@ class Animation(CreateResource[VideoProject]):
             style=style,
             assets=assets,
             name=name,
+            request_options=request_options,
         )
 
     def generate(
@@ -74,6 +78,7 @@ class Animation(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -88,10 +93,12 @@ class Animation(CreateResource[VideoProject]):
             style: ``AnimationStyle`` or a dict.
             assets: ``AnimationAssets`` or a dict.
             name: str, server default ``"Animation - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -108,4 +115,5 @@ class Animation(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -16,6 +16,7 @@ from ..._generated.audio_to_video import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -35,6 +36,7 @@ class AudioToVideo(CreateResource[VideoProject]):
         start_seconds: float | None = None,
         resolution: AudioToVideoResolution | None = None,
         style: AudioToVideoStyle | AudioToVideoStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/audio-to-video``.
 
@@ -45,6 +47,7 @@ class AudioToVideo(CreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``AudioToVideoStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -57,6 +60,7 @@ class AudioToVideo(CreateResource[VideoProject]):
             start_seconds=start_seconds,
             resolution=resolution,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -71,6 +75,7 @@ class AudioToVideo(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -84,10 +89,12 @@ class AudioToVideo(CreateResource[VideoProject]):
             start_seconds: float, >= 0, server default ``0``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``AudioToVideoStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -103,4 +110,5 @@ class AudioToVideo(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -15,6 +15,7 @@ from ..._generated.auto_subtitle_generator import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -33,6 +34,7 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
         assets: AutoSubtitleGeneratorAssets | AutoSubtitleGeneratorAssetsDict,
         style: AutoSubtitleGeneratorStyle | AutoSubtitleGeneratorStyleDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/auto-subtitle-generator``.
 
@@ -42,6 +44,7 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
             assets: ``AutoSubtitleGeneratorAssets`` or a dict.
             style: ``AutoSubtitleGeneratorStyle`` or a dict.
             name: str, server default ``"Auto Subtitle - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -53,6 +56,7 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
             assets=assets,
             style=style,
             name=name,
+            request_options=request_options,
         )
 
     def generate(
@@ -66,6 +70,7 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -78,10 +83,12 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
             assets: ``AutoSubtitleGeneratorAssets`` or a dict.
             style: ``AutoSubtitleGeneratorStyle`` or a dict.
             name: str, server default ``"Auto Subtitle - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -96,4 +103,5 @@ class AutoSubtitleGenerator(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -17,6 +17,7 @@ from ..._generated.character_replace import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -37,6 +38,7 @@ class CharacterReplace(CreateResource[VideoProject]):
         model: CharacterReplaceModel | None = None,
         resolution: CharacterReplaceResolution | None = None,
         style: CharacterReplaceStyle | CharacterReplaceStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/character-replace``.
 
@@ -48,6 +50,7 @@ class CharacterReplace(CreateResource[VideoProject]):
             model: one of ``"wan-animate"``, ``"kling-3.0"``, server default ``"wan-animate"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``CharacterReplaceStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -61,6 +64,7 @@ class CharacterReplace(CreateResource[VideoProject]):
             model=model,
             resolution=resolution,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -76,6 +80,7 @@ class CharacterReplace(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -90,10 +95,12 @@ class CharacterReplace(CreateResource[VideoProject]):
             model: one of ``"wan-animate"``, ``"kling-3.0"``, server default ``"wan-animate"``.
             resolution: one of ``"480p"``, ``"720p"``, ``"1080p"``.
             style: ``CharacterReplaceStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -110,4 +117,5 @@ class CharacterReplace(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..._generated.face_detection import (
     AsyncFaceDetection,
     FaceDetectionAssets,
@@ -12,6 +14,7 @@ from ..._generated.face_detection import (
 )
 from ..._models import CreateResponse
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import Resource
 
 
@@ -27,12 +30,14 @@ class FaceDetection(Resource):
         *,
         assets: FaceDetectionAssets | FaceDetectionAssetsDict,
         confidence_score: float | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a job: ``POST /v1/face-detection``.
 
         Args:
             assets: ``FaceDetectionAssets`` or a dict.
             confidence_score: float, 0 to 1, multiple of 0.05, server default ``0.5``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new job's ``id`` and the credits charged.
@@ -41,11 +46,49 @@ class FaceDetection(Resource):
             self._async_face_detection.create,
             assets=assets,
             confidence_score=confidence_score,
+            request_options=request_options,
         )
 
-    def get(self, *, id: str) -> FaceDetectionDetails:
+    def generate(
+        self,
+        *,
+        assets: FaceDetectionAssets | FaceDetectionAssetsDict,
+        confidence_score: float | None = None,
+        wait_for_completion: bool = True,
+        download_outputs: bool = True,
+        download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
+    ) -> FaceDetectionDetails:
+        """Upload local files in ``assets``, start the job, wait for it, download the files it lists.
+
+        Paths in ``assets.*_file_path`` that are not URLs or ``api-assets/`` paths are uploaded first.
+
+        Args:
+            assets: ``FaceDetectionAssets`` or a dict.
+            confidence_score: float, 0 to 1, multiple of 0.05, server default ``0.5``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
+            download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
+
+        Returns:
+            The ``FaceDetectionDetails``; ``downloaded_paths`` lists the saved files.
+        """
+        return self._portal.call(
+            self._async_face_detection.generate,
+            assets=assets,
+            confidence_score=confidence_score,
+            wait_for_completion=wait_for_completion,
+            download_outputs=download_outputs,
+            download_directory=download_directory,
+            request_options=request_options,
+        )
+
+    def get(self, *, id: str, request_options: RequestOptions | None = None) -> FaceDetectionDetails:
         """Fetch a job's current state: ``GET /v1/face-detection/{id}``."""
-        return self._portal.call(self._async_face_detection.get, id=id)
+        return self._portal.call(self._async_face_detection.get, id=id, request_options=request_options)
 
     def wait(self, *, id: str, timeout: float | None = None) -> FaceDetectionDetails:
         """Poll through the client's scheduler until the job is ``complete`` or ``error``.

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..._generated.face_swap_photo import AsyncFaceSwapPhoto, FaceSwapPhotoAssets, FaceSwapPhotoAssetsDict
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -24,17 +25,24 @@ class FaceSwapPhoto(CreateResource[ImageProject]):
         *,
         assets: FaceSwapPhotoAssets | FaceSwapPhotoAssetsDict,
         name: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/face-swap-photo``.
 
         Args:
             assets: ``FaceSwapPhotoAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
         """
-        return self._portal.call(self._async_face_swap_photo.create, assets=assets, name=name)
+        return self._portal.call(
+            self._async_face_swap_photo.create,
+            assets=assets,
+            name=name,
+            request_options=request_options,
+        )
 
     def generate(
         self,
@@ -44,6 +52,7 @@ class FaceSwapPhoto(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -53,10 +62,12 @@ class FaceSwapPhoto(CreateResource[ImageProject]):
         Args:
             assets: ``FaceSwapPhotoAssets`` or a dict.
             name: str, server default ``"Face Swap - dateTime"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -68,4 +79,5 @@ class FaceSwapPhoto(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

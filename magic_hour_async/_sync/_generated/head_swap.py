@@ -9,6 +9,7 @@ from pathlib import Path
 from ..._generated.head_swap import AsyncHeadSwap, HeadSwapAssets, HeadSwapAssetsDict
 from ..._models import CreateResponse, ImageProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -25,6 +26,7 @@ class HeadSwap(CreateResource[ImageProject]):
         assets: HeadSwapAssets | HeadSwapAssetsDict,
         name: str | None = None,
         max_resolution: int | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start an image render: ``POST /v1/head-swap``.
 
@@ -32,6 +34,7 @@ class HeadSwap(CreateResource[ImageProject]):
             assets: ``HeadSwapAssets`` or a dict.
             name: str, server default ``"Head Swap - dateTime"``.
             max_resolution: int.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -41,6 +44,7 @@ class HeadSwap(CreateResource[ImageProject]):
             assets=assets,
             name=name,
             max_resolution=max_resolution,
+            request_options=request_options,
         )
 
     def generate(
@@ -52,6 +56,7 @@ class HeadSwap(CreateResource[ImageProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ImageProject:
         """Upload local files in ``assets``, start an image render, wait for it, download its outputs.
 
@@ -62,10 +67,12 @@ class HeadSwap(CreateResource[ImageProject]):
             assets: ``HeadSwapAssets`` or a dict.
             name: str, server default ``"Head Swap - dateTime"``.
             max_resolution: int.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``ImageProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -78,4 +85,5 @@ class HeadSwap(CreateResource[ImageProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -17,6 +17,7 @@ from ..._generated.image_to_video import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -35,10 +36,11 @@ class ImageToVideo(CreateResource[VideoProject]):
         name: str | None = None,
         height: int | None = None,
         width: int | None = None,
-        model: ImageToVideoModel | None = None,
+        model: ImageToVideoModel | str | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
         style: ImageToVideoStyle | ImageToVideoStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/image-to-video``.
 
@@ -46,12 +48,14 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
-            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
+            model: one of 23 known values (``ImageToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -67,6 +71,7 @@ class ImageToVideo(CreateResource[VideoProject]):
             resolution=resolution,
             audio=audio,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -77,13 +82,14 @@ class ImageToVideo(CreateResource[VideoProject]):
         name: str | None = None,
         height: int | None = None,
         width: int | None = None,
-        model: ImageToVideoModel | None = None,
+        model: ImageToVideoModel | str | None = None,
         resolution: ImageToVideoResolution | None = None,
         audio: bool | None = None,
         style: ImageToVideoStyle | ImageToVideoStyleDict | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -94,16 +100,19 @@ class ImageToVideo(CreateResource[VideoProject]):
             end_seconds: float, 1 to 60.
             assets: ``ImageToVideoAssets`` or a dict.
             name: str, server default ``"Image To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
-            model: one of 23 values (``ImageToVideoModel``), server default ``"default"``.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
+            model: one of 23 known values (``ImageToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
             audio: bool.
             style: ``ImageToVideoStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -122,4 +131,5 @@ class ImageToVideo(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

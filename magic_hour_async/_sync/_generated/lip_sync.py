@@ -15,6 +15,7 @@ from ..._generated.lip_sync import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -36,6 +37,7 @@ class LipSync(CreateResource[VideoProject]):
         width: int | None = None,
         max_fps_limit: float | None = None,
         style: LipSyncStyle | LipSyncStyleDict | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/lip-sync``.
 
@@ -44,10 +46,11 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -62,6 +65,7 @@ class LipSync(CreateResource[VideoProject]):
             width=width,
             max_fps_limit=max_fps_limit,
             style=style,
+            request_options=request_options,
         )
 
     def generate(
@@ -78,6 +82,7 @@ class LipSync(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -89,14 +94,16 @@ class LipSync(CreateResource[VideoProject]):
             end_seconds: float, >= 0.1.
             assets: ``LipSyncAssets`` or a dict.
             name: str, server default ``"Lip Sync - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             max_fps_limit: float, >= 1.
             style: ``LipSyncStyle`` or a dict.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -114,4 +121,5 @@ class LipSync(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

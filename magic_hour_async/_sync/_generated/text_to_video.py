@@ -20,6 +20,7 @@ from ..._generated.text_to_video import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -39,9 +40,10 @@ class TextToVideo(CreateResource[VideoProject]):
         aspect_ratio: TextToVideoAspectRatio | None = None,
         orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
-        model: TextToVideoModel | None = None,
+        model: TextToVideoModel | str | None = None,
         audio: bool | None = None,
         references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/text-to-video``.
 
@@ -50,11 +52,14 @@ class TextToVideo(CreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``, deprecated, use
+                ``aspect_ratio``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
+            model: one of 23 known values (``TextToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             audio: bool.
             references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -70,6 +75,7 @@ class TextToVideo(CreateResource[VideoProject]):
             model=model,
             audio=audio,
             references=references,
+            request_options=request_options,
         )
 
     def generate(
@@ -81,12 +87,13 @@ class TextToVideo(CreateResource[VideoProject]):
         aspect_ratio: TextToVideoAspectRatio | None = None,
         orientation: TextToVideoOrientation | None = None,
         resolution: TextToVideoResolution | None = None,
-        model: TextToVideoModel | None = None,
+        model: TextToVideoModel | str | None = None,
         audio: bool | None = None,
         references: Sequence[TextToVideoReference | TextToVideoReferenceDict] | None = None,
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -98,15 +105,19 @@ class TextToVideo(CreateResource[VideoProject]):
             style: ``TextToVideoStyle`` or a dict.
             name: str, server default ``"Text To Video - dateTime"``.
             aspect_ratio: one of ``"16:9"``, ``"9:16"``, ``"1:1"``.
-            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``.
+            orientation: one of ``"portrait"``, ``"landscape"``, ``"square"``, deprecated, use
+                ``aspect_ratio``.
             resolution: one of ``"360p"``, ``"480p"``, ``"720p"``, ``"1080p"``, ``"4k"``.
-            model: one of 23 values (``TextToVideoModel``), server default ``"default"``.
+            model: one of 23 known values (``TextToVideoModel``; other strings are sent as given), server
+                default ``"default"``.
             audio: bool.
             references: list of ``TextToVideoReference`` or dicts, 1 to 10 items.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -125,4 +136,5 @@ class TextToVideo(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -16,6 +16,7 @@ from ..._generated.video_to_video import (
 )
 from ..._models import CreateResponse, VideoProject
 from ..._portal import Portal
+from ..._request_options import RequestOptions
 from .._resources.create import CreateResource
 
 
@@ -37,6 +38,7 @@ class VideoToVideo(CreateResource[VideoProject]):
         height: int | None = None,
         width: int | None = None,
         fps_resolution: VideoToVideoFpsResolution | None = None,
+        request_options: RequestOptions | None = None,
     ) -> CreateResponse:
         """Start a video render: ``POST /v1/video-to-video``.
 
@@ -46,9 +48,10 @@ class VideoToVideo(CreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
 
         Returns:
             The new project's ``id`` and the credits charged.
@@ -63,6 +66,7 @@ class VideoToVideo(CreateResource[VideoProject]):
             height=height,
             width=width,
             fps_resolution=fps_resolution,
+            request_options=request_options,
         )
 
     def generate(
@@ -79,6 +83,7 @@ class VideoToVideo(CreateResource[VideoProject]):
         wait_for_completion: bool = True,
         download_outputs: bool = True,
         download_directory: str | Path | None = None,
+        request_options: RequestOptions | None = None,
     ) -> VideoProject:
         """Upload local files in ``assets``, start a video render, wait for it, download its outputs.
 
@@ -91,13 +96,15 @@ class VideoToVideo(CreateResource[VideoProject]):
             style: ``VideoToVideoStyle`` or a dict.
             assets: ``VideoToVideoAssets`` or a dict.
             name: str, server default ``"Video To Video - dateTime"``.
-            height: int, nullable.
-            width: int, nullable.
+            height: int, nullable, deprecated, no effect.
+            width: int, nullable, deprecated, no effect.
             fps_resolution: one of ``"FULL"``, ``"HALF"``, server default ``"HALF"``.
-            wait_for_completion: wait through the client's scheduler until the render is terminal;
-                False returns the project right after creation.
-            download_outputs: save the outputs of a ``complete`` render; see ``downloaded_paths``.
+            wait_for_completion: wait through the client's scheduler until the job is terminal;
+                False returns its state right after creation.
+            download_outputs: save the outputs once complete; see ``downloaded_paths``.
             download_directory: where to save them (default: the current directory).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``. They apply
+                to the create request.
 
         Returns:
             The ``VideoProject``; a failed render is returned, not raised (``raise_for_status()``).
@@ -115,4 +122,5 @@ class VideoToVideo(CreateResource[VideoProject]):
             wait_for_completion=wait_for_completion,
             download_outputs=download_outputs,
             download_directory=download_directory,
+            request_options=request_options,
         )

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ..._portal import Portal, twin_repr
+from ..._request_options import RequestOptions
 from ..._resources.account import Account, AsyncAccountResource
 
 
@@ -18,7 +19,7 @@ class AccountResource:
     def __repr__(self) -> str:
         return twin_repr(self._async_account_resource)
 
-    def get(self) -> Account:
+    def get(self, *, request_options: RequestOptions | None = None) -> Account:
         """The credit balance, tier and subscription of the account that owns the API key.
 
         Example:
@@ -26,5 +27,12 @@ class AccountResource:
             account = client.v1.account.get()
             print(account.credits, account.tier)
             ```
+
+        Args:
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        return self._portal.call(self._async_account_resource.get)
+        return self._portal.call(self._async_account_resource.get, request_options=request_options)
+
+    def list(self, *, request_options: RequestOptions | None = None) -> Account:
+        """The official SDK's name for :meth:`get` (the account is one object, not a list)."""
+        return self._portal.call(self._async_account_resource.list, request_options=request_options)

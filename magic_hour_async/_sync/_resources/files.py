@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..._portal import Portal, twin_repr
+from ..._request_options import RequestOptions
 from ..._resources.files import AsyncFiles, AsyncUploadUrls
 from ..._transfers._parts import ProgressCallback
 from ..._transfers._uploads import UploadSource, UploadUrlRequestItem, UploadUrlsResponse
@@ -22,18 +23,30 @@ class UploadUrls:
     def __repr__(self) -> str:
         return twin_repr(self._async_upload_urls)
 
-    def create(self, *, items: Sequence[UploadUrlRequestItem | Mapping[str, str]]) -> UploadUrlsResponse:
-        """Request presigned upload URLs, one per item, answered in request order.
+    def create(
+        self,
+        *,
+        items: Sequence[UploadUrlRequestItem | Mapping[str, str]],
+        request_options: RequestOptions | None = None,
+    ) -> UploadUrlsResponse:
+        """Request presigned upload URLs, one per item, and return what the API answered.
 
-        Most code wants :meth:`Files.upload_files` instead, which calls this and uploads the bytes.
+        Most code wants :meth:`Files.upload_files` instead, which calls this and uploads the bytes (and
+        checks that every file got its URL). This method returns the answer as sent: a mock server that
+        answers with a fixed example may list more URLs than were asked for.
 
         Example:
             ```python
             res = client.v1.files.upload_urls.create(items=[{"type": "video", "extension": "mp4"}])
             res.items[0].upload_url, res.items[0].file_path
             ```
+
+        Args:
+            items: ``{"type": "video" | "audio" | "image", "extension": "mp4"}`` per file (``type_`` is
+                accepted as the key too, as the official SDK spells it).
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        return self._portal.call(self._async_upload_urls.create, items=items)
+        return self._portal.call(self._async_upload_urls.create, items=items, request_options=request_options)
 
 
 class Files:

@@ -10,6 +10,7 @@ from typing import Generic
 
 from ..._models import AudioProject, ImageProject, VideoProject
 from ..._portal import Portal, twin_repr
+from ..._request_options import RequestOptions
 from ..._resources.projects import AsyncProjects, P
 
 
@@ -23,17 +24,26 @@ class Projects(Generic[P]):
     def __repr__(self) -> str:
         return twin_repr(self._async_projects)
 
-    def get(self, *, id: str) -> P:
+    def get(self, *, id: str, request_options: RequestOptions | None = None) -> P:
         """Fetch a project's current state.
 
         Example:
             ``project = client.v1.video_projects.get(id="cuid")``
-        """
-        return self._portal.call(self._async_projects.get, id=id)
 
-    def delete(self, *, id: str) -> None:
-        """Permanently delete a project's outputs (204). Not reversible."""
-        self._portal.call(self._async_projects.delete, id=id)
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
+        """
+        return self._portal.call(self._async_projects.get, id=id, request_options=request_options)
+
+    def delete(self, *, id: str, request_options: RequestOptions | None = None) -> None:
+        """Permanently delete a project's outputs (204). Not reversible.
+
+        Args:
+            id: the project id.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
+        """
+        self._portal.call(self._async_projects.delete, id=id, request_options=request_options)
 
     def wait(self, *, id: str, timeout: float | None = None) -> P:
         """Wait until the project is ``complete``, ``error`` or ``canceled`` and return it.

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..._portal import Portal, twin_repr
+from ..._request_options import RequestOptions
 from ..._resources.saved_items import AsyncSavedItems, SavedItem, SavedItemType, SavedItemsPage
 
 
@@ -26,6 +27,7 @@ class SavedItems:
         type_: SavedItemType | str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        request_options: RequestOptions | None = None,
     ) -> SavedItemsPage:
         """One page of saved items, newest first.
 
@@ -40,14 +42,22 @@ class SavedItems:
                 ``brand_kit``).
             limit: page size, 1 to 100 (server default 20).
             cursor: ``next_cursor`` of the previous page.
+            request_options: per-call ``timeout``, ``additional_headers``, ``additional_params``.
         """
-        return self._portal.call(self._async_saved_items.list, type_=type_, limit=limit, cursor=cursor)
+        return self._portal.call(
+            self._async_saved_items.list,
+            type_=type_,
+            limit=limit,
+            cursor=cursor,
+            request_options=request_options,
+        )
 
     def iterate(
         self,
         *,
         type_: SavedItemType | str | None = None,
         limit: int | None = None,
+        request_options: RequestOptions | None = None,
     ) -> Iterator[SavedItem]:
         """Every saved item, newest first, fetching pages as the loop reaches them.
 
@@ -60,5 +70,11 @@ class SavedItems:
         Args:
             type_: only items of this type.
             limit: page size, 1 to 100 (server default 20).
+            request_options: per-call options, applied to every page request.
         """
-        return self._portal.iterate(self._async_saved_items.iterate, type_=type_, limit=limit)
+        return self._portal.iterate(
+            self._async_saved_items.iterate,
+            type_=type_,
+            limit=limit,
+            request_options=request_options,
+        )
