@@ -42,6 +42,35 @@ async def ours_async(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
+async def ours_observed(url: str, n: int) -> float:
+    """AsyncClient with a hook and OpenTelemetry on: SDK tracer and meter, spans exported to a sink."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    from magic_hour_async import AsyncClient, otel
+
+    class Sink(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Sink()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    events: list[object] = []
+    async with AsyncClient(token=TOKEN, base_url=url, hooks=[events.append]) as client:
+        otel.instrument(client, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        await client.v1.video_projects.get(id=PROJECT_ID)
+        start = time.perf_counter()
+        for _ in range(n):
+            await client.v1.video_projects.get(id=PROJECT_ID)
+        elapsed = time.perf_counter() - start
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return elapsed
+
+
 async def ours_sync(url: str, n: int) -> float:
     from magic_hour_async import Client  # type: ignore[attr-defined]
 
@@ -83,6 +112,12 @@ async def official_sync(url: str, n: int) -> float:
 
 def contenders() -> dict[str, Runner]:
     found: dict[str, Runner] = {"raw aiohttp": raw_aiohttp, "magic-hour-async AsyncClient": ours_async}
+    try:
+        import opentelemetry.sdk  # noqa: F401
+
+        found["AsyncClient + hooks + OpenTelemetry"] = ours_observed
+    except ImportError:
+        pass
     try:
         import magic_hour_async
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._generated import AsyncV1Generated
+from ._hooks import Hooks
 from ._http._config import (
     MAX_RESPONSE_BYTES,
     Environment,
@@ -26,7 +27,9 @@ from ._http._retry import RetryPolicy
 from ._http._transport import Transport
 from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
+from ._render_timeline import RenderTimeline
 from ._resources._polled import TERMINAL_STATUSES, fetch_project
+from .events import Hook, RetryScheduled
 
 if TYPE_CHECKING:
     import aiohttp
@@ -118,6 +121,8 @@ class AsyncClient:
         session: an ``aiohttp.ClientSession`` you own; the client uses it and never closes it.
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        hooks: functions or coroutine functions receiving every lifecycle event (:mod:`.events`): requests,
+            retries, renders created, polled and finished, transfers. See :meth:`add_hook`.
         httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
     """
 
@@ -133,6 +138,7 @@ class AsyncClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
         httpx_client: object = None,
     ) -> None:
         if httpx_client is not None:
@@ -149,7 +155,11 @@ class AsyncClient:
             retry=RetryPolicy(max_retries=max_retries),
             max_response_bytes=resolve_max_response_bytes(max_response_bytes),
             session=session,
+            hooks=Hooks(hooks),
         )
+        self._hooks = self._transport.hooks
+        self._timeline = RenderTimeline()
+        self._on_poll_event = on_poll_event
         if poll is not None and not isinstance(poll, PollPolicy):
             raise ConfigurationError(f"poll must be a PollPolicy, not {poll!r}")
         # Polls go out with no transport retries: the scheduler rides out failures itself and must see
@@ -159,7 +169,7 @@ class AsyncClient:
             # By status, not ``is_terminal``: face-detection jobs are polled by this scheduler too.
             lambda project: project.status in TERMINAL_STATUSES,
             policy=poll,
-            on_event=on_poll_event,
+            on_event=self._poll_event,
             closed_error=lambda: ClientClosedError("this client is closed; create a new one"),
         )
         self.v1 = AsyncV1(self)
@@ -190,10 +200,38 @@ class AsyncClient:
     async def close(self) -> None:
         """Stop polling, fail pending waits, close the client's session (not a caller-owned one).
 
-        Closing twice is harmless.
+        Closing twice is harmless. Coroutine hooks still running are awaited.
         """
         await self._scheduler.aclose()
         await self._transport.aclose()
+        await self._hooks.aclose()
+
+    def add_hook(self, hook: Hook) -> None:
+        """Send every lifecycle event (:mod:`magic_hour_async.events`) to ``hook`` from now on.
+
+        ``hook`` is a function (called inline: it must not block) or a coroutine function (run as a task).
+        A hook that raises is logged once and never breaks the call that emitted the event.
+        """
+        self._hooks.add(hook)
+
+    def _poll_event(self, event: PollEvent[Project]) -> None:
+        """The scheduler's one consumer: lifecycle events for hooks, then the caller's ``on_poll_event``."""
+        if self._hooks:
+            kind = event.kind.removeprefix("/v1/").removesuffix("-projects")
+            if event.project is not None and event.what in ("polled", "terminal"):
+                project = event.project
+                credits = getattr(project, "credits_charged", None)
+                polled, finished = self._timeline.observe(kind, event.id, str(project.status), credits)
+                self._hooks.emit(polled)
+                if finished is not None:
+                    self._hooks.emit(finished)
+            elif event.what == "retry" and event.error is not None:
+                route = f"{event.kind}/{{id}}"
+                self._hooks.emit(
+                    RetryScheduled(method="GET", route=route, attempt=0, error=event.error, delay=None)
+                )
+        if self._on_poll_event is not None:
+            self._on_poll_event(event)
 
     aclose = close
 
@@ -232,7 +270,10 @@ class AsyncClient:
         """
         from ._transfers._downloads import download_outputs  # here: a client that never downloads skips it
 
-        return await download_outputs(self, project, directory, overwrite=overwrite, on_progress=on_progress)
+        report = self._hooks.transfers("download", on_progress)
+        paths = await download_outputs(self, project, directory, overwrite=overwrite, on_progress=report)
+        self._hooks.saved(paths)
+        return paths
 
     def accept_webhook_event(self, event: WebhookEvent) -> None:
         """Resolve waits on a webhook event's project now, instead of at its next poll.

@@ -51,7 +51,9 @@ from .._exceptions import (
     raise_detached,
     status_error,
 )
+from .._hooks import Hooks, route_template
 from .._version import __version__
+from ..events import RequestFailed, RequestSent, ResponseReceived, RetryScheduled
 from ._config import MAX_RESPONSE_BYTES, Timeout
 from ._deadlines import Deadlines
 from ._redact import redact_url, scrub, url_secrets
@@ -251,6 +253,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         sleep: Sleep | None = None,
         rand: Callable[[], float] = random.random,
+        hooks: Hooks | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
@@ -267,6 +270,7 @@ class Transport:
         self._transfer_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect or 10.0)
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rand = rand
+        self.hooks = hooks if hooks is not None else Hooks()
         self._own: _LoopSession | None = None
         self._caller_session = session
         self._closed = False
@@ -363,16 +367,30 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return await self._send(method, url, data, headers, timeout)
+                return await self._send(method, url, data, headers, timeout, path=path, attempt=attempt)
             except MagicHourError as exc:
                 error = exc
             delay = self.retry.next_delay(
                 kind, error, attempt=attempt, rand=self._rand(), max_retries=max_retries
             )
+            route = route_template(path)
+            fields = {"method": method, "route": route, "attempt": attempt}
             if delay is None:
-                logger.debug("%s %s failed: %s", method, redact_url(url), error)
+                logger.debug("%s %s failed: %s", method, redact_url(url), error, extra=fields)
                 raise_detached(error)
-            logger.debug("%s %s: %s; retry %d in %.2fs", method, redact_url(url), error, attempt + 1, delay)
+            logger.debug(
+                "%s %s: %s; retry %d in %.2fs",
+                method,
+                redact_url(url),
+                error,
+                attempt + 1,
+                delay,
+                extra=fields,
+            )
+            if self.hooks:
+                self.hooks.emit(
+                    RetryScheduled(method=method, route=route, attempt=attempt + 1, error=error, delay=delay)
+                )
             attempt += 1
             await self._sleep(delay)
 
@@ -392,6 +410,9 @@ class Transport:
         data: str | None,
         extra_headers: Mapping[str, str] | None = None,
         total: float | None = None,
+        *,
+        path: str = "",
+        attempt: int = 0,
     ) -> Any:
         session = self._session() or await self._new_session()
         headers = self._headers if data is None else self._json_headers
@@ -402,25 +423,64 @@ class Transport:
         if total is not None:  # a call's own limit: aiohttp's per-request timer instead of the shared watch
             timeout = aiohttp.ClientTimeout(total=total, sock_connect=timeout.sock_connect)
             deadlines = None
+        hooks = self.hooks
+        request_id, route = 0, ""
+        if hooks:  # a client without hooks builds no event objects
+            request_id, route = hooks.request_id(), route_template(path)
+            safe = redact_url(url)
+            hooks.emit(
+                RequestSent(
+                    request_id=request_id, method=method, url=safe, route=route, path=path, attempt=attempt
+                )
+            )
+            if hooks.injects:
+                headers = {**headers}
+                hooks.inject(request_id, headers)
         started = time.perf_counter()
         task = deadlines.enter() if deadlines is not None else None
         try:
-            with self._map:
-                async with session.request(
-                    method, url, data=data, headers=headers, timeout=timeout
-                ) as response:
-                    status, raw = await self._receive(response, method, url)
-        except asyncio.CancelledError:
-            if deadlines is None or not deadlines.expired(task):
-                raise
-            total = deadlines.total
-            raise_detached(APITimeoutError(f"no complete answer within {total:g} s (Timeout.total)"))
-        finally:
-            if deadlines is not None:
-                deadlines.leave(task)
+            try:
+                with self._map:
+                    async with session.request(
+                        method, url, data=data, headers=headers, timeout=timeout
+                    ) as response:
+                        status, raw = await self._receive(response, method, url)
+            except asyncio.CancelledError:
+                if deadlines is None or not deadlines.expired(task):
+                    raise
+                total = deadlines.total
+                raise_detached(APITimeoutError(f"no complete answer within {total:g} s (Timeout.total)"))
+            finally:
+                if deadlines is not None:
+                    deadlines.leave(task)
+        except MagicHourError as exc:
+            if hooks:
+                elapsed = time.perf_counter() - started
+                failed = RequestFailed(
+                    request_id=request_id,
+                    method=method,
+                    route=route,
+                    error=exc,
+                    elapsed=elapsed,
+                    attempt=attempt,
+                )
+                hooks.emit(failed)
+            raise
+        if hooks:
+            elapsed = time.perf_counter() - started
+            received = ResponseReceived(
+                request_id=request_id,
+                method=method,
+                route=route,
+                status=status,
+                elapsed=elapsed,
+                attempt=attempt,
+            )
+            hooks.emit(received)
         if logger.isEnabledFor(logging.DEBUG):
-            elapsed = (time.perf_counter() - started) * 1000
-            logger.debug("%s %s -> %d in %.1f ms", method, redact_url(url), status, elapsed)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            fields = {"method": method, "route": route_template(path), "status": status, "attempt": attempt}
+            logger.debug("%s %s -> %d in %.1f ms", method, redact_url(url), status, elapsed_ms, extra=fields)
         if status >= 400:
             headers_in = response.headers
             raise status_error(

@@ -28,6 +28,7 @@ import attrs
 from .._converter import decode
 from .._models import CreateResponse, Download, ImageProject, Project
 from .._request_options import RequestOptions, resolve
+from ..events import RenderCreated
 from ._polled import encode_id, register_polled
 from .projects import AsyncProjects, save_outputs
 
@@ -138,9 +139,15 @@ class AsyncResource:
 
     async def _post(self, wire: Any, options: RequestOptions | None) -> CreateResponse:
         """``POST`` a body; creating a job costs credits, so the transport retries only when safe."""
-        return decode(
+        created = decode(
             await self._request("POST", self._path, options, json_body=wire, paid=True), CreateResponse
         )
+        hooks = self._client._hooks
+        if hooks:
+            self._client._timeline.created(created.id)
+            tool = self._path.removeprefix("/v1/")
+            hooks.emit(RenderCreated(tool=tool, project_id=created.id, credits=created.credits_charged))
+        return created
 
     async def _create(
         self,

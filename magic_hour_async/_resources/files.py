@@ -77,7 +77,8 @@ class AsyncFiles:
         Raises:
             ConfigurationError: the extension is not one the API accepts (the message lists them).
         """
-        return (await upload_files(self._client._transport, [file], on_progress=on_progress))[0]
+        report = self._client._hooks.transfers("upload", on_progress)
+        return (await upload_files(self._client._transport, [file], on_progress=report))[0]
 
     async def upload_files(
         self, files: Sequence[UploadSource], *, on_progress: ProgressCallback | None = None
@@ -89,4 +90,5 @@ class AsyncFiles:
         Example:
             ``video, audio = await client.v1.files.upload_files(["clip.mp4", "voice.mp3"])``
         """
-        return await upload_files(self._client._transport, files, on_progress=on_progress)
+        report = self._client._hooks.transfers("upload", on_progress)
+        return await upload_files(self._client._transport, files, on_progress=report)

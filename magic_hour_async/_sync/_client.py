@@ -20,6 +20,7 @@ from .._http._config import MAX_RESPONSE_BYTES, Environment, Timeout
 from .._polling._policy import PollPolicy
 from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
+from ..events import Hook
 from ._generated import V1Generated
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class Client(BlockingClient[AsyncClient]):
         poll: when and how much the client polls renders it waits for (:class:`PollPolicy`).
         on_poll_event: called (in the event loop, must not block) after every poll and resolution, with a
             :class:`PollEvent`; for progress displays.
+        hooks: functions or coroutine functions receiving every lifecycle event (:mod:`.events`): requests,
+            retries, renders created, polled and finished, transfers. See :meth:`add_hook`.
         httpx_client: accepted so code written for the official SDK runs, and ignored with a warning.
 
     Each call runs on this client's own event loop in a background thread and blocks until it
@@ -124,6 +127,7 @@ class Client(BlockingClient[AsyncClient]):
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         poll: PollPolicy | None = None,
         on_poll_event: Callable[[PollEvent[Project]], object] | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
         httpx_client: object = None,
     ) -> None:
         super().__init__(
@@ -136,6 +140,7 @@ class Client(BlockingClient[AsyncClient]):
             max_response_bytes=max_response_bytes,
             poll=poll,
             on_poll_event=on_poll_event,
+            hooks=hooks,
             httpx_client=httpx_client,
         )
         self._async_client = self._wrapped
@@ -160,6 +165,14 @@ class Client(BlockingClient[AsyncClient]):
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._async_client.closed
+
+    def add_hook(self, hook: Hook) -> None:
+        """Send every lifecycle event (:mod:`magic_hour_async.events`) to ``hook`` from now on.
+
+        ``hook`` is a function (called inline: it must not block) or a coroutine function (run as a task).
+        A hook that raises is logged once and never breaks the call that emitted the event.
+        """
+        self._async_client.add_hook(hook)
 
     def download_outputs(
         self,

@@ -1,0 +1,246 @@
+"""OpenTelemetry traces and metrics for a client: ``instrument(client)`` (extra ``magic-hour-async[otel]``).
+
+It is one more hook (:mod:`magic_hour_async.events`): nothing else in the SDK imports OpenTelemetry, and a
+client that is not instrumented pays nothing. What it records:
+
+- a ``CLIENT`` span per HTTP request to the API, named ``"{method} {route}"``
+  (``GET /v1/video-projects/{id}``) with the HTTP client semantic-convention attributes
+  (``http.request.method``, ``url.full`` with any query redacted, ``url.template``, ``server.address``,
+  ``server.port``, ``http.response.status_code``, ``http.request.resend_count`` on retries, ``error.type`` on
+  failures), parented to the caller's current span;
+- a span per render wait, ``magic_hour.render {tool or kind}``, from the create (or the first poll) to the
+  terminal status, with ``magic_hour.project.id``, ``magic_hour.tool``, ``magic_hour.render.status`` and
+  ``magic_hour.credits_charged``; every poll request's span links to it;
+- metrics: ``http.client.request.duration`` (s; its count by method, route and status is the number of
+  requests), ``magic_hour.client.retries``, ``magic_hour.client.rate_limited`` (429s),
+  ``magic_hour.renders`` (by kind and final status), ``magic_hour.credits_charged`` and
+  ``magic_hour.render.wait.duration`` (s), ``magic_hour.transfer.bytes``;
+- a span per downloaded or uploaded file (``magic_hour.download``, ``magic_hour.upload``) with its name
+  and size.
+
+Trace context goes to the API (a W3C ``traceparent`` header on each request) only with ``propagate=True``.
+
+Example:
+    ```python
+    from magic_hour_async import AsyncClient, otel
+
+    async with AsyncClient() as client:
+        otel.instrument(client)  # the global tracer and meter providers, or pass your own
+        ...
+    ```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import metrics, trace
+from opentelemetry import propagate as otel_propagate
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from ._hooks import project_id_of
+from ._version import __version__
+from .events import (
+    Event,
+    RenderCreated,
+    RenderFinished,
+    RenderPolled,
+    RequestFailed,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    TransferCompleted,
+    TransferProgressed,
+)
+
+__all__ = ["instrument"]
+
+_SCOPE = "magic_hour_async"
+
+
+def instrument(
+    client: Any,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+    propagate: bool = False,
+) -> None:
+    """Record spans and metrics for ``client`` (an ``AsyncClient`` or ``Client``).
+
+    Args:
+        client: the client to observe; instrumenting it twice records everything twice.
+        tracer_provider: where spans go; the global provider when None.
+        meter_provider: where metrics go; the global provider when None.
+        propagate: send the current trace context to the API in a ``traceparent`` header.
+    """
+    hooks = getattr(client, "_async_client", client)._hooks  # a blocking Client wraps an AsyncClient
+    recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    hooks.add(recorder)
+    if propagate:
+        hooks.add_injector(recorder.inject)
+
+
+class _Recorder:
+    """The hook: turns events into spans and metric points."""
+
+    def __init__(
+        self, *, tracer_provider: trace.TracerProvider | None, meter_provider: metrics.MeterProvider | None
+    ) -> None:
+        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "http.client.request.duration", unit="s", description="Duration of HTTP client requests."
+        )
+        self._retries = meter.create_counter(
+            "magic_hour.client.retries", unit="{retry}", description="Requests and polls tried again."
+        )
+        self._rate_limited = meter.create_counter(
+            "magic_hour.client.rate_limited", unit="{response}", description="HTTP 429 answers."
+        )
+        self._renders = meter.create_counter(
+            "magic_hour.renders", unit="{render}", description="Renders finished, by final status."
+        )
+        self._credits = meter.create_counter(
+            "magic_hour.credits_charged", unit="{credit}", description="Credits charged by finished renders."
+        )
+        self._wait = meter.create_histogram(
+            "magic_hour.render.wait.duration", unit="s", description="From create (or first poll) to finish."
+        )
+        self._requests_open: dict[int, Span] = {}
+        self._renders_open: dict[str, tuple[Span, float]] = {}
+        self._transfers_open: dict[tuple[str, str], Span] = {}
+        self._bytes = meter.create_counter(
+            "magic_hour.transfer.bytes", unit="By", description="Bytes of files downloaded or uploaded."
+        )
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RequestSent):
+            self._request_sent(event)
+        elif isinstance(event, ResponseReceived):
+            self._response(event)
+        elif isinstance(event, RequestFailed):
+            self._failed(event)
+        elif isinstance(event, RetryScheduled):
+            self._retries.add(1, {"url.template": event.route, "error.type": type(event.error).__name__})
+        elif isinstance(event, RenderCreated):
+            self._render_span(event.project_id, event.tool, tool=event.tool, credits=event.credits)
+        elif isinstance(event, RenderPolled):
+            span, _ = self._render_span(event.project_id, event.kind)
+            span.set_attribute("magic_hour.render.status", event.status)
+        elif isinstance(event, RenderFinished):
+            self._render_finished(event)
+        elif isinstance(event, TransferProgressed):
+            key = (event.direction, event.path)
+            if key not in self._transfers_open:
+                name = f"magic_hour.{event.direction}"
+                self._transfers_open[key] = self._tracer.start_span(
+                    name, attributes={"magic_hour.file.name": key[1]}
+                )
+        elif isinstance(event, TransferCompleted):
+            self._transfer_completed(event)
+
+    def inject(self, request_id: int, headers: MutableMapping[str, str]) -> None:
+        span = self._requests_open.get(request_id)
+        if span is not None:
+            otel_propagate.inject(headers, context=trace.set_span_in_context(span))
+
+    def _request_sent(self, event: RequestSent) -> None:
+        parts = urlsplit(event.url)
+        attributes: dict[str, str | int] = {
+            "http.request.method": event.method,
+            "url.full": event.url,
+            "url.template": event.route,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+        }
+        if event.attempt:
+            attributes["http.request.resend_count"] = event.attempt
+        links: list[Link] = []
+        project = project_id_of(event.path)
+        if project is not None and project in self._renders_open:
+            links.append(Link(self._renders_open[project][0].get_span_context()))
+        self._requests_open[event.request_id] = self._tracer.start_span(
+            f"{event.method} {event.route}", kind=SpanKind.CLIENT, attributes=attributes, links=links
+        )
+
+    def _response(self, event: ResponseReceived) -> None:
+        attributes: dict[str, str | int] = {
+            "http.request.method": event.method,
+            "url.template": event.route,
+            "http.response.status_code": event.status,
+        }
+        span = self._requests_open.pop(event.request_id, None)
+        if event.status >= 400:
+            attributes["error.type"] = str(event.status)
+        if span is not None:
+            span.set_attribute("http.response.status_code", event.status)
+            if event.status >= 400:
+                span.set_attribute("error.type", str(event.status))
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+        self._duration.record(event.elapsed, attributes)  # its count by status is "requests by status"
+        if event.status == 429:
+            self._rate_limited.add(1, {"url.template": event.route})
+
+    def _failed(self, event: RequestFailed) -> None:
+        error_type = type(event.error).__name__
+        span = self._requests_open.pop(event.request_id, None)
+        if span is not None:
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR, str(event.error)))
+            span.end()
+        attributes = {
+            "http.request.method": event.method,
+            "url.template": event.route,
+            "error.type": error_type,
+        }
+        self._duration.record(event.elapsed, attributes)
+
+    def _render_span(
+        self, project_id: str, name: str, *, tool: str | None = None, credits: int | None = None
+    ) -> tuple[Span, float]:
+        found = self._renders_open.get(project_id)
+        if found is not None:
+            return found
+        attributes: dict[str, str | int] = {"magic_hour.project.id": project_id}
+        if tool is not None:
+            attributes["magic_hour.tool"] = tool
+        if credits is not None:
+            attributes["magic_hour.credits_estimated"] = credits
+        span = self._tracer.start_span(f"magic_hour.render {name}", attributes=attributes)
+        found = self._renders_open[project_id] = (span, time.monotonic())
+        return found
+
+    def _render_finished(self, event: RenderFinished) -> None:
+        span, started = self._render_span(event.project_id, event.kind)
+        del self._renders_open[event.project_id]
+        span.set_attribute("magic_hour.render.status", event.status)
+        span.set_attribute("magic_hour.render.kind", event.kind)
+        if event.credits_charged is not None:
+            span.set_attribute("magic_hour.credits_charged", event.credits_charged)
+            self._credits.add(event.credits_charged, {"magic_hour.render.kind": event.kind})
+        if event.queued_seconds is not None:
+            span.set_attribute("magic_hour.render.queued_seconds", event.queued_seconds)
+        if event.rendering_seconds is not None:
+            span.set_attribute("magic_hour.render.rendering_seconds", event.rendering_seconds)
+        if event.status != "complete":
+            span.set_status(Status(StatusCode.ERROR, f"render {event.status}"))
+        span.end()
+        attributes = {"magic_hour.render.kind": event.kind, "magic_hour.render.status": event.status}
+        self._renders.add(1, attributes)
+        self._wait.record(time.monotonic() - started, attributes)
+
+    def _transfer_completed(self, event: TransferCompleted) -> None:
+        name = PurePath(event.path).name  # progress names the file; a saved download's event has its path
+        span = self._transfers_open.pop((event.direction, name), None)
+        if span is None:  # an identical file was kept: nothing moved, still one span for the file
+            span = self._tracer.start_span(
+                f"magic_hour.{event.direction}", attributes={"magic_hour.file.name": name}
+            )
+        span.set_attribute("magic_hour.file.size", event.size)
+        span.end()
+        self._bytes.add(event.size, {"magic_hour.transfer.direction": event.direction})

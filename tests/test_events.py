@@ -1,0 +1,236 @@
+"""Lifecycle events for hooks: dispatch rules, the render timeline, events from real calls over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import magic_hour_async as mh
+from magic_hour_async import events
+from magic_hour_async._hooks import Hooks, project_id_of, route_template
+from magic_hour_async._render_timeline import RenderTimeline
+from magic_hour_async.testing import Emulator, ManualClock
+
+FAST = mh.PollPolicy(initial=0.01, maximum=0.02)
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "project"),
+    [
+        ("/v1/video-projects/abc", "/v1/video-projects/{id}", "abc"),
+        ("/v1/image-projects/x%2Fy?q=1", "/v1/image-projects/{id}", "x%2Fy"),
+        ("/v1/face-detection/f1", "/v1/face-detection/{id}", "f1"),
+        ("/v1/ai-image-generator", "/v1/ai-image-generator", None),
+        ("/v1/files/upload-urls", "/v1/files/upload-urls", None),
+    ],
+)
+def test_route_templates_keep_cardinality_low(path: str, route: str, project: str | None) -> None:
+    assert route_template(path) == route
+    assert project_id_of(path) == project
+
+
+def test_a_raising_hook_is_logged_once_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[events.Event] = []
+
+    def broken(event: events.Event) -> None:
+        raise RuntimeError("hook bug")
+
+    hooks = Hooks([broken, seen.append])
+    event = events.RenderPolled(kind="image", project_id="p", status="queued")
+    with caplog.at_level(logging.ERROR, logger="magic_hour_async.hooks"):
+        hooks.emit(event)
+        hooks.emit(event)
+    assert seen == [event, event]
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "hook test_a_raising_hook_is_logged_once_and_the_others_still_run.<locals>.broken raised"
+    ]
+
+
+def test_hooks_must_be_callable() -> None:
+    with pytest.raises(mh.ConfigurationError, match="callable"):
+        Hooks(["not a hook"])  # type: ignore[list-item]
+
+
+@pytest.mark.asyncio
+async def test_coroutine_hooks_run_as_tasks_that_close_awaits() -> None:
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def slow(event: events.Event) -> None:
+        await release.wait()
+        done.append(type(event).__name__)
+
+    hooks = Hooks([slow])
+    hooks.emit(events.RenderPolled(kind="image", project_id="p", status="queued"))
+    assert done == []
+    closing = asyncio.ensure_future(hooks.aclose())
+    await asyncio.sleep(0)
+    assert not closing.done()
+    release.set()
+    await closing
+    assert done == ["RenderPolled"]
+
+
+def test_the_timeline_measures_queued_and_rendering_as_observed() -> None:
+    now = [100.0]
+    timeline = RenderTimeline(clock=lambda: now[0])
+    timeline.created("p")
+    now[0] = 103.0
+    assert timeline.observe("video", "p", "queued", None)[1] is None
+    now[0] = 105.0
+    timeline.observe("video", "p", "rendering", None)
+    now[0] = 112.5
+    polled, finished = timeline.observe("video", "p", "complete", 40)
+    assert polled == events.RenderPolled(kind="video", project_id="p", status="complete")
+    assert finished == events.RenderFinished(
+        kind="video",
+        project_id="p",
+        status="complete",
+        credits_charged=40,
+        queued_seconds=5.0,
+        rendering_seconds=7.5,
+    )
+    assert len(timeline) == 0
+
+
+def test_the_timeline_says_nothing_it_did_not_see() -> None:
+    timeline = RenderTimeline(clock=lambda: 7.0)
+    _, finished = timeline.observe("image", "q", "error", 0)
+    assert finished is not None
+    assert (finished.queued_seconds, finished.rendering_seconds) == (None, None)
+
+
+def test_events_are_frozen_and_pickle() -> None:
+    event = events.RenderCreated(tool="ai-image-generator", project_id="p", credits=5)
+    with pytest.raises(AttributeError):
+        event.credits = 6  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+# -- events from real calls -------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(seed=3, clock=ManualClock(), output_size=512) as emulator:
+        yield emulator
+
+
+def _names(seen: list[Any]) -> list[str]:
+    return [type(e).__name__ for e in seen]
+
+
+@pytest.mark.asyncio
+async def test_a_retried_get_reports_request_response_and_retry(emu: Emulator) -> None:
+    seen: list[events.Event] = []
+    project_id = emu.create_project("image", status="complete")
+    emu.faults.add(route="GET /v1/image-projects/{id}", status=503, times=1)
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, hooks=[seen.append]) as client:
+        client._transport._sleep = _no_sleep  # the retry's backoff is not what this test is about
+        await client.v1.image_projects.get(id=project_id)
+    assert _names(seen) == [
+        "RequestSent",
+        "ResponseReceived",
+        "RetryScheduled",
+        "RequestSent",
+        "ResponseReceived",
+    ]
+    first, failed, retry, second, ok = seen
+    assert isinstance(first, events.RequestSent) and isinstance(second, events.RequestSent)
+    assert (first.route, first.attempt, second.attempt) == ("/v1/image-projects/{id}", 0, 1)
+    assert isinstance(failed, events.ResponseReceived) and failed.status == 503
+    assert failed.request_id == first.request_id != second.request_id
+    assert isinstance(retry, events.RetryScheduled) and isinstance(retry.error, mh.ServerError)
+    assert isinstance(ok, events.ResponseReceived) and ok.status == 200 and ok.elapsed >= 0
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.mark.asyncio
+async def test_a_render_reports_created_polled_and_finished(emu: Emulator) -> None:
+    seen: list[events.Event] = []
+    polled = asyncio.Event()
+
+    def hook(event: events.Event) -> None:
+        seen.append(event)
+        if isinstance(event, events.RenderPolled):
+            polled.set()
+
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, poll=FAST, hooks=[hook]) as client:
+        created = await client.v1.ai_image_generator.create(image_count=1, style={"prompt": "fox"})
+        waiting = asyncio.ensure_future(client.v1.image_projects.wait(id=created.id, timeout=30))
+        await asyncio.wait_for(polled.wait(), 10)
+        emu.complete(created.id)
+        project = await waiting
+    renders = [
+        e for e in seen if isinstance(e, (events.RenderCreated, events.RenderPolled, events.RenderFinished))
+    ]
+    assert renders[0] == events.RenderCreated(
+        tool="ai-image-generator", project_id=created.id, credits=created.credits_charged
+    )
+    assert isinstance(renders[-1], events.RenderFinished)
+    assert renders[-1].status == "complete" and renders[-1].credits_charged == project.credits_charged
+    assert renders[-1].queued_seconds is not None
+    assert {e.status for e in renders if isinstance(e, events.RenderPolled)} >= {"complete"}
+
+
+@pytest.mark.asyncio
+async def test_hooks_see_no_token_and_no_signed_query(emu: Emulator, tmp_path: Path) -> None:
+    seen: list[events.Event] = []
+    project_id = emu.create_project("image", status="complete")
+    emu.faults.add(route="GET /v1/image-projects/{id}", status=401, times=1)
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, hooks=[seen.append]) as client:
+        with pytest.raises(mh.AuthenticationError):
+            await client.v1.image_projects.get(id=project_id)
+        project = await client.v1.image_projects.get(id=project_id)
+        await client.download_outputs(project, tmp_path)
+    text = repr(seen) + "".join(str(getattr(e, "error", "")) for e in seen)
+    assert seen
+    assert emu.token not in text
+    assert "X-Amz" not in text and "signature" not in text.lower()
+
+
+@pytest.mark.asyncio
+async def test_no_hooks_builds_no_events(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    original = events.RequestSent.__init__
+
+    def spy(self: events.RequestSent, **kwargs: Any) -> None:
+        built.append("RequestSent")
+        original(self, **kwargs)
+
+    monkeypatch.setattr(events.RequestSent, "__init__", spy)
+    project_id = emu.create_project("image", status="complete")
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url) as client:
+        await client.v1.image_projects.get(id=project_id)
+    assert built == []
+
+
+@pytest.mark.asyncio
+async def test_downloads_and_uploads_report_progress_and_completion(emu: Emulator, tmp_path: Path) -> None:
+    seen: list[events.Event] = []
+    progress: list[mh.TransferProgress] = []
+    project_id = emu.create_project("image", status="complete")
+    source = tmp_path / "face.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(3000))
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, hooks=[seen.append]) as client:
+        project = await client.v1.image_projects.get(id=project_id)
+        [saved] = await client.download_outputs(project, tmp_path / "out", on_progress=progress.append)
+        await client.v1.files.upload_file(source)
+    transfers = [e for e in seen if isinstance(e, (events.TransferProgressed, events.TransferCompleted))]
+    downloads = [e for e in transfers if e.direction == "download"]
+    uploads = [e for e in transfers if e.direction == "upload"]
+    assert progress  # the caller's own callback still runs
+    assert downloads[-1] == events.TransferCompleted(direction="download", path=str(saved), size=512)
+    assert [e.done for e in downloads if isinstance(e, events.TransferProgressed)][-1] == 512
+    assert uploads[-1] == events.TransferCompleted(direction="upload", path="face.png", size=3008)
+    assert isinstance(uploads[-2], events.TransferProgressed) and uploads[-2].done == 3008

@@ -1,0 +1,226 @@
+"""OpenTelemetry spans and metrics, read back from the SDK's in-memory exporters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is a test dependency of the otel extra")
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import magic_hour_async as mh
+from magic_hour_async import otel
+from magic_hour_async.testing import Emulator, ManualClock
+from tests._scripted import Scripted, ScriptedServer
+
+pytestmark = pytest.mark.asyncio
+
+FAST = mh.PollPolicy(initial=0.01, maximum=0.02)
+GET = "GET /v1/image-projects/{id}"
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def finished(self, name: str | None = None) -> list[ReadableSpan]:
+        spans = list(self.spans.get_finished_spans())
+        return [s for s in spans if name is None or s.name == name]
+
+    def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
+        """(attributes, value) of every point of ``metric``: a sum's value or a histogram's count."""
+        data = self.reader.get_metrics_data()
+        found: list[tuple[dict[str, Any], Any]] = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for m in scope.metrics:
+                    if m.name == metric:
+                        for point in m.data.data_points:
+                            value = getattr(point, "value", None)
+                            found.append((dict(point.attributes or {}), getattr(point, "count", value)))
+        return found
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    t = Telemetry()
+    yield t
+    t.tracer_provider.shutdown()
+    t.meter_provider.shutdown()
+
+
+@pytest_asyncio.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(seed=9, clock=ManualClock(), output_size=256) as emulator:
+        yield emulator
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest_asyncio.fixture
+async def client(emu: Emulator, telemetry: Telemetry) -> AsyncIterator[mh.AsyncClient]:
+    async with mh.AsyncClient(token=emu.token, base_url=emu.url, poll=FAST) as client:
+        client._transport._sleep = _no_sleep
+        otel.instrument(
+            client, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+        yield client
+
+
+async def test_a_get_is_one_client_span_with_http_attributes(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    project_id = emu.create_project("image", status="complete")
+    await client.v1.image_projects.get(id=project_id)
+    [span] = telemetry.finished()
+    assert span.name == "GET /v1/image-projects/{id}"
+    assert span.kind == SpanKind.CLIENT
+    attributes = dict(span.attributes or {})
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["url.template"] == "/v1/image-projects/{id}"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == emu.port
+    assert attributes["url.full"] == f"{emu.url}/v1/image-projects/{project_id}"
+    assert "http.request.resend_count" not in attributes
+    assert telemetry.points("http.client.request.duration") == [
+        (
+            {
+                "http.request.method": "GET",
+                "url.template": "/v1/image-projects/{id}",
+                "http.response.status_code": 200,
+            },
+            1,
+        )
+    ]
+
+
+async def test_a_retried_get_has_two_spans_and_counts_the_retry(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    project_id = emu.create_project("image", status="complete")
+    emu.faults.add(route=GET, status=503, times=1)
+    await client.v1.image_projects.get(id=project_id)
+    failed, ok = telemetry.finished()
+    assert failed.status.status_code == StatusCode.ERROR
+    assert dict(failed.attributes or {})["error.type"] == "503"
+    assert dict(ok.attributes or {})["http.request.resend_count"] == 1
+    assert [value for _, value in telemetry.points("magic_hour.client.retries")] == [1]
+    points = telemetry.points("http.client.request.duration")
+    statuses = {a["http.response.status_code"]: v for a, v in points}
+    assert statuses == {503: 1, 200: 1}
+
+
+async def test_spans_are_children_of_the_callers_span(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    project_id = emu.create_project("image", status="complete")
+    with tracer.start_as_current_span("handler") as parent:
+        await client.v1.image_projects.get(id=project_id)
+    request = telemetry.finished("GET /v1/image-projects/{id}")[0]
+    assert request.parent is not None
+    assert request.parent.span_id == parent.get_span_context().span_id
+
+
+async def test_a_paid_create_and_its_wait_make_a_render_span_linked_to_three_polls(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    polls = 0
+    two_polls = asyncio.Event()
+
+    def count(event: Any) -> None:
+        nonlocal polls
+        if type(event).__name__ == "RenderPolled":
+            polls += 1
+            if polls == 2:
+                two_polls.set()
+
+    client.add_hook(count)
+    created = await client.v1.ai_image_generator.create(image_count=1, style={"prompt": "fox"})
+    waiting = asyncio.ensure_future(client.v1.image_projects.wait(id=created.id, timeout=30))
+    await asyncio.wait_for(two_polls.wait(), 10)
+    emu.complete(created.id)
+    project = await waiting
+    [post] = telemetry.finished("POST /v1/ai-image-generator")
+    [render] = telemetry.finished("magic_hour.render ai-image-generator")
+    attributes = dict(render.attributes or {})
+    assert attributes["magic_hour.project.id"] == created.id
+    assert attributes["magic_hour.tool"] == "ai-image-generator"
+    assert attributes["magic_hour.render.status"] == "complete"
+    assert attributes["magic_hour.credits_charged"] == project.credits_charged
+    assert render.status.status_code != StatusCode.ERROR
+    gets = telemetry.finished("GET /v1/image-projects/{id}")
+    assert len(gets) == polls >= 3
+    assert all([link.context.span_id for link in g.links] == [render.context.span_id] for g in gets)
+    assert dict(post.attributes or {})["http.response.status_code"] == 200
+    assert telemetry.points("magic_hour.renders") == [
+        ({"magic_hour.render.kind": "image", "magic_hour.render.status": "complete"}, 1)
+    ]
+    assert telemetry.points("magic_hour.credits_charged") == [
+        ({"magic_hour.render.kind": "image"}, project.credits_charged)
+    ]
+    [(_, waits)] = telemetry.points("magic_hour.render.wait.duration")
+    assert waits == 1
+
+
+async def test_a_failed_render_marks_its_span_as_an_error(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    created = await client.v1.ai_image_generator.create(image_count=1, style={"prompt": "fox"})
+    emu.fail(created.id, code="no_source_face")
+    project = await client.v1.image_projects.wait(id=created.id, timeout=30)
+    assert project.status == "error"
+    [render] = telemetry.finished("magic_hour.render ai-image-generator")
+    assert render.status.status_code == StatusCode.ERROR
+    assert dict(render.attributes or {})["magic_hour.render.status"] == "error"
+    assert telemetry.points("magic_hour.renders") == [
+        ({"magic_hour.render.kind": "image", "magic_hour.render.status": "error"}, 1)
+    ]
+
+
+async def test_trace_context_reaches_the_api_only_when_asked(
+    scripted: ScriptedServer, telemetry: Telemetry
+) -> None:
+    body = {"id": "p1", "status": "complete", "type": "AI_IMAGE", "image_count": 1}
+    scripted.add("/v1/image-projects/p1", Scripted(body=body), Scripted(body=body))
+    for propagate in (False, True):
+        async with mh.AsyncClient(token="mhk_test_otel", base_url=scripted.url) as client:
+            otel.instrument(client, tracer_provider=telemetry.tracer_provider, propagate=propagate)
+            await client.v1.image_projects.get(id="p1")
+    seen = [r.headers.get("traceparent") for r in scripted.requests]
+    spans = telemetry.finished(GET)
+    assert seen[0] is None
+    assert seen[1] is not None
+    assert seen[1].split("-")[2] == format(spans[1].context.span_id, "016x")
+
+
+async def test_a_download_is_a_span_with_the_file_and_its_bytes(
+    emu: Emulator, client: mh.AsyncClient, telemetry: Telemetry, tmp_path: Path
+) -> None:
+    project_id = emu.create_project("image", status="complete")
+    project = await client.v1.image_projects.get(id=project_id)
+    [saved] = await client.download_outputs(project, tmp_path)
+    [span] = telemetry.finished("magic_hour.download")
+    assert dict(span.attributes or {}) == {"magic_hour.file.name": saved.name, "magic_hour.file.size": 256}
+    assert telemetry.points("magic_hour.transfer.bytes") == [
+        ({"magic_hour.transfer.direction": "download"}, 256)
+    ]
+    assert [s.name for s in telemetry.finished()] == ["GET /v1/image-projects/{id}", "magic_hour.download"]
