@@ -8,7 +8,7 @@ import math
 import platform
 import sys
 
-from benchmarks import bench_download, bench_get, bench_import, bench_ratelimit, bench_scheduler
+from benchmarks import bench_batch, bench_download, bench_get, bench_import, bench_ratelimit, bench_scheduler
 
 
 def main() -> None:
@@ -48,6 +48,12 @@ def main() -> None:
         elif name == "download":
             size, rounds = (128 << 20, 1) if args.quick else (1 << 30, 3)
             print(bench_download.measure(size, rounds))
+        elif name == "batch":
+            n, concurrency, speed, rounds = (2000, 200, 0.2, 1) if args.quick else (10_000, 500, 0.2, 3)
+            print(bench_batch.measure_batch(n, concurrency, speed, rounds))
+        elif name == "fleet":
+            n, concurrency, speed, rounds = (300, 40, 1.0, 1) if args.quick else (3000, 40, 1.0, 2)
+            print(bench_batch.measure_fleet(n, concurrency, speed, rounds))
         else:
             parser.error(f"unknown benchmark {name!r}")
         print()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ._exceptions import ClientClosedError, ConfigurationError
 from ._generated import AsyncV1Generated
-from ._hooks import Hooks
+from ._hooks import Hooks, poll_route
 from ._http._config import (
     MAX_RESPONSE_BYTES,
     Environment,
@@ -226,7 +226,7 @@ class AsyncClient:
                 if finished is not None:
                     self._hooks.emit(finished)
             elif event.what == "retry" and event.error is not None:
-                route = f"{event.kind}/{{id}}"
+                route = poll_route(event.kind)
                 self._hooks.emit(
                     RetryScheduled(method="GET", route=route, attempt=0, error=event.error, delay=None)
                 )

@@ -37,6 +37,11 @@ def route_template(path: str) -> str:
     return f"{match.group(1)}/{{id}}" if match else path
 
 
+def poll_route(kind: str) -> str:
+    """The route a poll of ``kind`` uses: of a project kind (``image``) or a job path (``/v1/...``)."""
+    return f"{kind}/{{id}}" if kind.startswith("/") else f"/v1/{kind}-projects/{{id}}"
+
+
 def project_id_of(path: str) -> str | None:
     """The project id in an item path (``/v1/image-projects/{id}``), else None."""
     match = _ITEM.match(path.partition("?")[0])

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
 
+from tests._postgres_server import PostgresServer, find_binaries
 from tests._scripted import ScriptedServer
 
 
@@ -35,3 +37,19 @@ async def scripted() -> AsyncIterator[ScriptedServer]:
         yield server
     finally:
         await server.server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server on loopback for the whole session (the batch journal's tests)."""
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are required under CI=true")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    server = PostgresServer(binaries)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

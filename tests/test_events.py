@@ -234,3 +234,25 @@ async def test_downloads_and_uploads_report_progress_and_completion(emu: Emulato
     assert [e.done for e in downloads if isinstance(e, events.TransferProgressed)][-1] == 512
     assert uploads[-1] == events.TransferCompleted(direction="upload", path="face.png", size=3008)
     assert isinstance(uploads[-2], events.TransferProgressed) and uploads[-2].done == 3008
+
+
+@pytest.mark.asyncio
+async def test_log_records_carry_structured_fields(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    project_id = emu.create_project("image", status="complete")
+    emu.faults.add(route="GET /v1/image-projects/{id}", status=503, times=1)
+    with caplog.at_level(logging.DEBUG, logger="magic_hour_async"):
+        async with mh.AsyncClient(token=emu.token, base_url=emu.url, poll=FAST) as client:
+            client._transport._sleep = _no_sleep
+            await client.v1.image_projects.get(id=project_id)
+            await client.v1.image_projects.wait(id=project_id, timeout=30)
+    fields = [
+        {k: getattr(r, k) for k in ("method", "route", "status", "attempt", "project_id") if hasattr(r, k)}
+        for r in caplog.records
+    ]
+    route = "/v1/image-projects/{id}"
+    assert {"method": "GET", "route": route, "attempt": 0} in fields  # the retry decision
+    assert {"method": "GET", "route": route, "status": 503, "attempt": 0} in fields
+    assert {"method": "GET", "route": route, "status": 200, "attempt": 1} in fields
+    assert {"route": route, "project_id": project_id} in fields  # the scheduler's
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    assert emu.token not in caplog.text

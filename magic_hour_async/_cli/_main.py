@@ -27,6 +27,8 @@ from .._exceptions import ConfigurationError, MagicHourError
 from .._http._config import BASE_URL_ENV
 from .._models import Project
 from .._resources.projects import save_outputs
+from ..batch._cli import register as register_batch
+from ..batch._cli import run_command as run_batch_command
 from ._args import base_url, base_url_arg, local_files, port, positive_number, writable_directory
 from ._emulator import add_arguments as add_emulator_arguments
 from ._emulator import run as run_emulator
@@ -333,6 +335,8 @@ def _register_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     listen.add_argument("--secret", help="webhook secret (default: $MAGIC_HOUR_WEBHOOK_SECRET)")
     listen.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON line each")
 
+    register_batch(sub)  # batch run / batch status (magic_hour_async/batch/_cli.py)
+
     demo = sub.add_parser("demo", help="render a batch on the built-in emulator (no token, no network)")
     demo.add_argument("--dir", type=Path, default=Path("magic-hour-demo"), help="where outputs go")
     demo.add_argument("--speed", type=positive_number, default=0.25, help="emulator render time factor (> 0)")
@@ -364,6 +368,8 @@ async def _run(args: argparse.Namespace, subject: _Subject) -> int:
         return await cmd_webhooks_listen(args)
     if args.base_url is None and os.environ.get(BASE_URL_ENV):
         base_url(os.environ[BASE_URL_ENV], BASE_URL_ENV)
+    if args.command == "batch":
+        return await run_batch_command(args)
     progress = Progress()
     async with AsyncClient(
         token=args.token, base_url=args.base_url, on_poll_event=progress.on_poll_event

@@ -44,6 +44,7 @@ from .._exceptions import (
     RateLimitError,
     WaitTimeoutError,
 )
+from .._hooks import poll_route
 from .._http._retry import RequestKind, RetryPolicy
 from ._backlog import Backlog
 from ._policy import PollPolicy, poll_delay, time_scale
@@ -333,7 +334,9 @@ class Scheduler(Generic[P]):
         """
         watch = self._watches.get((kind, id))
         if watch is None:
-            logger.debug("notify: %s %s is not watched", kind, id)
+            logger.debug(
+                "notify: %s %s is not watched", kind, id, extra={"route": poll_route(kind), "project_id": id}
+            )
             return
         watch.last = project
         if self._is_terminal(project):
@@ -515,7 +518,8 @@ class Scheduler(Generic[P]):
             self._rate.on_throttle(now, sent_at=sent_at, retry_after=hold or None)
         if self._watches.get(watch.key) is not watch:
             return
-        logger.debug("poll of %s %s failed: %r", *watch.key, exc)
+        fields = {"method": "GET", "route": poll_route(watch.key[0]), "project_id": watch.key[1]}
+        logger.debug("poll of %s %s failed: %r", *watch.key, exc, extra=fields)
         if is_transient(exc) and now - watch.ok_at < self._policy.give_up_after * scale:
             self._retried += 1
             watch.failures += 1
@@ -562,7 +566,10 @@ class Scheduler(Generic[P]):
     def _emit(
         self, what: EventKind, key: Key, *, project: P | None = None, error: BaseException | None = None
     ) -> None:
-        logger.debug("%s %s: %s", key[0], key[1], what)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s: %s", key[0], key[1], what, extra={"route": poll_route(key[0]), "project_id": key[1]}
+            )
         if self._on_event is not None:
             try:
                 self._on_event(PollEvent(what=what, kind=key[0], id=key[1], project=project, error=error))
