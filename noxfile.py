@@ -220,6 +220,7 @@ def gen(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "tools/generate_api.py")  # first: the sync facade mirrors its classes
     session.run("python", "tools/gen_sync.py")
+    session.run("python", "tools/generate_rules.py")
 
 
 @nox.session(python=PYTHONS[-1:] or None)
@@ -228,6 +229,14 @@ def gen_check(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "tools/generate_api.py", "--check")
     session.run("python", "tools/gen_sync.py", "--check")
+    session.run("python", "tools/generate_rules.py", "--check")
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def schemathesis(session: nox.Session) -> None:
+    """Fuzz the emulator with the pinned spec (tests/test_schemathesis.py; under a minute)."""
+    session.install(*TEST_DEPS, "schemathesis>=4.32,<5")
+    session.run("python", "-m", "pytest", "tests/test_schemathesis.py", *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1:] or None)

@@ -140,7 +140,8 @@ async def test_a_server_error_on_the_create_is_unknown_and_a_4xx_is_an_error_tha
         await batch.add("c", "no-such-tool", {})
         done = await collect(batch, concurrency=1)
         assert done["a"].state == "unknown" and "ServerError" in (done["a"].error or "")
-        assert done["b"].state == "error" and "UnprocessableEntityError" in (done["b"].error or "")
+        # The emulator answers a schema violation 400 invalid_request, as the 2026-11 spec says (was 422).
+        assert done["b"].state == "error" and "BadRequestError" in (done["b"].error or "")
         assert done["c"].state == "error" and "unknown tool" in (done["c"].error or "")
         assert (done["b"].credits_reserved, done["b"].credits_charged) == (0, 0)
         status = await batch.status()

@@ -30,6 +30,8 @@ from .._resources.projects import save_outputs
 from ..batch._cli import register as register_batch
 from ..batch._cli import run_command as run_batch_command
 from ._args import base_url, base_url_arg, local_files, port, positive_number, writable_directory
+from ._emulator import add_arguments as add_emulator_arguments
+from ._emulator import run as run_emulator
 from ._errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code, worst
 from ._progress import Progress
 from ._show import print_project, project_json
@@ -322,10 +324,7 @@ def _register_project_commands(
 
 
 def _register_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    emulator = sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C")
-    emulator.add_argument("--port", type=int, default=8000)
-    emulator.add_argument("--speed", type=float, default=1.0, help="render time factor (default 1)")
-    emulator.add_argument("--seed", type=int, default=0)
+    add_emulator_arguments(sub.add_parser("emulator", help="serve the local API emulator until Ctrl-C"))
 
     hooks = sub.add_parser("webhooks", help="receive webhooks locally (no token needed)")
     hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="COMMAND")
@@ -395,10 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse: 2 for a usage error, 0 for --help
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     if args.command == "emulator":
-        from ..testing import serve
-
-        serve(port=args.port, speed=args.speed, seed=args.seed)
-        return 0
+        return run_emulator(args)
     subject = _Subject()
     try:
         code = asyncio.run(_run(args, subject))

@@ -1,9 +1,12 @@
-"""Handlers for the JSON API under ``/v1``: every operation of the spec.
+"""Handlers for the JSON API under ``/v1``: every operation of the spec the rules were generated from.
 
 Every create endpoint is served by one handler parameterised by its :class:`~._tools.Tool` row. Checks run in
-the API's order: 400 for a missing or non-JSON body, 422 for a body that breaks the endpoint's rules, 402 when
-the credit balance cannot cover the render. Auth (401) is checked earlier, in a middleware. Unknown ids, and
-ids of another kind (a video id under ``/v1/image-projects/``), are 404 ``{"message": "Not Found"}``.
+the API's order: 400 ``invalid_request`` for a missing, non-JSON or schema-breaking body (the generated rules
+of ``_rules_generated``, applied by ``_validation``), 422 ``unprocessable_entity`` for a body that breaks a
+rule the spec states only in prose (``_extras``), 402 ``insufficient_credits`` when the balance cannot cover
+the render. Auth (401 ``unauthorized``) is checked earlier, in a middleware. Unknown ids, and ids of another
+kind (a video id under ``/v1/image-projects/``), are 404 ``not_found``. Every error body is the newest
+spec's ``{"code": ..., "message": ...}``; the message names the field at fault.
 
 One route is not the API's: ``POST /_emulator/projects`` inserts fixture projects with chosen render
 durations, the HTTP twin of ``Emulator.create_project`` for an emulator in another process (the SDK's
@@ -14,29 +17,44 @@ the same.
 from __future__ import annotations
 
 import hmac
-import json
 import math
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from aiohttp import web
 
-from .._generated.face_detection import FaceDetectionBody
 from ._bodies import create_body, detection_body, project_body
+from ._extras import check_prose
 from ._lifecycle import VideoInfo, job_error
 from ._signing import iso
 from ._state import STATE_KEY
-from ._tools import KINDS, TOOLS, UPLOAD_EXTENSIONS, Kind, Tool, validate
-from ._validation import body_models, check_body
+from ._tools import KINDS, TOOLS, Kind, Tool
+from ._validation import Problem, check_operation, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_EXTENSION = re.compile(r"^[a-z0-9]+$")
+
+#: The ``code`` of each error status (the newest spec's enums; 405 and 429 are not in the spec).
+ERROR_CODES: Mapping[int, str] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    402: "insufficient_credits",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "unprocessable_entity",
+    429: "too_many_requests",
+}
 
 
-def message(status: int, text: str) -> web.Response:
-    """The API's error shape: ``{"message": text}``."""
-    return web.json_response({"message": text}, status=status)
+def message(status: int, text: str, code: str | None = None) -> web.Response:
+    """The API's error shape: ``{"code": ..., "message": text}``."""
+    body = {"code": code or ERROR_CODES.get(status, "invalid_request"), "message": text}
+    return web.json_response(body, status=status)
+
+
+def refuse(problem: Problem) -> web.Response:
+    """The error response for a :class:`Problem`."""
+    return message(problem.status, problem.message, problem.code)
 
 
 def base_url(request: web.Request) -> str:
@@ -46,16 +64,24 @@ def base_url(request: web.Request) -> str:
 
 async def read_object(request: web.Request) -> Mapping[str, Any] | web.Response:
     """The JSON object body, or the 400 response for a missing, non-JSON or non-object body."""
-    raw = await request.read()
-    if not raw.strip():
-        return message(400, "Missing request body")
-    try:
-        body: object = json.loads(raw)
-    except ValueError:
-        return message(400, "Invalid JSON in request body")
+    body = read_json(await request.read(), request.headers.get("Content-Type"))
+    if isinstance(body, Problem):
+        return refuse(body)
     if not isinstance(body, dict):
         return message(400, "Request body must be a JSON object")
     return cast("dict[str, Any]", body)
+
+
+async def read_valid(request: web.Request, path: str) -> Mapping[str, Any] | web.Response:
+    """The body of ``POST path`` once it passes the generated rules and the prose rules; else the refusal."""
+    body = await read_object(request)
+    if isinstance(body, web.Response):
+        return body
+    problem = check_operation(f"POST {path}", body)
+    if problem is None:
+        prose = check_prose(path, body)
+        problem = prose[1] if prose is not None else None
+    return body if problem is None else refuse(problem)
 
 
 def _project_handlers(kind: Kind) -> tuple[Handler, Handler]:
@@ -82,13 +108,9 @@ def _project_handlers(kind: Kind) -> tuple[Handler, Handler]:
 
 def _create_handler(tool: Tool) -> Handler:
     async def create(request: web.Request) -> web.StreamResponse:
-        body = await read_object(request)
+        body = await read_valid(request, tool.path)
         if isinstance(body, web.Response):
             return body
-        # The generated request model first (required fields, types, enums), then the table's numeric ranges.
-        problem = check_body(body_models()[tool.path], body) or validate(tool, body)
-        if problem is not None:
-            return message(422, problem)
         project = request.app[STATE_KEY].start_render(tool, body)
         if project is None:
             return message(402, "Not enough credits to create this render")
@@ -99,15 +121,9 @@ def _create_handler(tool: Tool) -> Handler:
 
 async def create_face_detection(request: web.Request) -> web.StreamResponse:
     """``POST /v1/face-detection``."""
-    body = await read_object(request)
+    body = await read_valid(request, "/v1/face-detection")
     if isinstance(body, web.Response):
         return body
-    problem = check_body(FaceDetectionBody, body)
-    if problem is not None:
-        return message(422, problem)
-    score: object = body.get("confidence_score", 0.5)
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
-        return message(422, "'confidence_score' must be a number between 0 and 1")
     detection = request.app[STATE_KEY].start_detection()
     return web.json_response({"id": detection.id, "credits_charged": 0})
 
@@ -123,42 +139,19 @@ async def get_face_detection(request: web.Request) -> web.StreamResponse:
     return web.json_response(body)
 
 
-def _check_upload_item(item: object) -> tuple[str, str] | str:
-    """``(type, extension)`` of a valid upload item, else the 422 message."""
-    if not isinstance(item, dict):
-        return "each item must be an object with 'type' and 'extension'"
-    fields = cast("dict[str, object]", item)
-    kind, extension = fields.get("type"), fields.get("extension")
-    if not isinstance(kind, str) or kind not in UPLOAD_EXTENSIONS:
-        return "'type' must be one of: video, audio, image"
-    if not isinstance(extension, str) or not _EXTENSION.match(extension):
-        return "'extension' must be lower-case letters and digits, without a dot"
-    allowed = UPLOAD_EXTENSIONS[kind]
-    if extension not in allowed:
-        return f"'{extension}' is an invalid {kind} extension. Possible extensions are '{', '.join(allowed)}'"
-    return kind, extension
-
-
 async def create_upload_urls(request: web.Request) -> web.StreamResponse:
     """``POST /v1/files/upload-urls``: one signed PUT URL per item, in request order."""
-    body = await read_object(request)
+    body = await read_valid(request, "/v1/files/upload-urls")
     if isinstance(body, web.Response):
         return body
-    items: object = body.get("items")
-    if not isinstance(items, list) or not items:
-        return message(422, "'items' must be a non-empty array")
-    checked = [_check_upload_item(item) for item in cast("list[object]", items)]
-    for entry in checked:
-        if isinstance(entry, str):
-            return message(422, entry)
+    items = cast("list[dict[str, str]]", body["items"])
     state, base = request.app[STATE_KEY], base_url(request)
     with state.lock:
         batch = state.new_id()
         expires = state.wall() + state.url_ttl
     answer: list[dict[str, str]] = []
-    for number, entry in enumerate(checked):
-        assert not isinstance(entry, str)  # rejected above
-        file_path = f"api-assets/{batch}/{number}.{entry[1]}"
+    for number, item in enumerate(items):
+        file_path = f"api-assets/{batch}/{number}.{item['extension']}"
         path = f"/uploads/{file_path}"
         answer.append(
             {

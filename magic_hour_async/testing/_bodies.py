@@ -59,7 +59,7 @@ def project_body(state: State, base: str, project: Project) -> dict[str, Any]:
         body.update(
             width=video.width,
             height=video.height,
-            fps=video.fps,
+            fps=project.fps(status),
             start_seconds=video.start_seconds,
             end_seconds=video.end_seconds,
             total_frame_cost=credits,

@@ -4,9 +4,9 @@ A :class:`Fault` says *which* requests it hits (``route`` pattern, optional ``pr
 matches) and *what* happens to them. Rules are checked in the order they were added; the first live rule that
 matches is consumed by one hit. Effects, which can be combined with ``delay``:
 
-- ``status=...``: answer with that status instead of the real response. The body is ``{"message": ...}`` JSON,
-  or an nginx-style HTML page with ``html=True``, or ``body=`` verbatim. ``retry_after`` (implies 429 when no
-  status is given) adds ``Retry-After`` in seconds or HTTP-date form; ``retry_after_ms`` adds
+- ``status=...``: answer with that status instead of the real response. The body is ``{"code", "message"}``
+  JSON, or an nginx-style HTML page with ``html=True``, or ``body=`` verbatim. ``retry_after`` (implies 429
+  when no status is given) adds ``Retry-After`` in seconds or HTTP-date form; ``retry_after_ms`` adds
   ``retry-after-ms``.
 - ``reset="before"`` drops the TCP connection (RST) before the request is handled; ``reset="after"`` lets the
   request take effect (a render is created and charged) and then drops the connection instead of answering.
@@ -56,6 +56,10 @@ _NGINX = (
     "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
     "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+def _snake(reason: str) -> str:
+    return "_".join(reason.lower().replace("-", " ").split()) or "error"
 
 
 def _reason(status: int) -> str:
@@ -168,7 +172,10 @@ class Fault:
             )
         if isinstance(self.body, str):
             return web.Response(status=self.status, headers=headers, text=self.body)
-        payload = dict(self.body) if self.body is not None else {"message": reason}
+        # The code is the status's reason in snake case: a fault is not an API refusal, so it implies none of
+        # the spec's specific codes (a 402 fault is not "insufficient_credits").
+        default = {"code": _snake(reason), "message": reason}
+        payload = dict(self.body) if self.body is not None else default
         return web.Response(
             status=self.status, headers=headers, content_type="application/json", text=json.dumps(payload)
         )

@@ -20,32 +20,30 @@ QUEUED_FRACTION = 0.2
 TERMINAL = frozenset({"complete", "error", "canceled"})
 REFUNDED = frozenset({"error", "canceled"})
 
-# Realistic job error codes (WEBHOOKS.md section 12), with the messages the API pairs with them.
-ERRORS: Mapping[Kind, tuple[tuple[str, str], ...]] = {
-    "video": (
-        ("invalid_video_file", "The video file could not be processed. Please upload a valid video."),
-        ("processing_timeout", "The render took too long and was stopped. Please try again."),
-        ("no_source_face", "Please use an image with a detectable face"),
-        ("unknown_error", "An unexpected error occurred. Your credits have been refunded."),
-    ),
-    "image": (
-        ("content_policy_violation", "The request was rejected by the content policy."),
-        ("no_source_face", "Please use an image with a detectable face"),
-        ("invalid_file_format", "The input file format is not supported."),
-    ),
-    "audio": (
-        ("text_too_long", "The text is too long for a single render."),
-        ("invalid_voice", "The requested voice is not available."),
-        ("processing_timeout", "The render took too long and was stopped. Please try again."),
-    ),
+# Realistic job error codes and the messages the API pairs with them (WEBHOOKS.md section 12); which codes a
+# tool may end with is the tool's row (``Tool.errors``).
+ERROR_MESSAGES: Mapping[str, str] = {
+    "invalid_video_file": "The video file could not be processed. Please upload a valid video.",
+    "processing_timeout": "The render took too long and was stopped. Please try again.",
+    "no_source_face": "Please use an image with a detectable face",
+    "unknown_error": "An unexpected error occurred. Your credits have been refunded.",
+    "content_policy_violation": "The request was rejected by the content policy.",
+    "invalid_file_format": "The input file format is not supported.",
+    "text_too_long": "The text is too long for a single render.",
+    "invalid_voice": "The requested voice is not available.",
 }
-DEFAULT_ERROR = ("unknown_error", "An unexpected error occurred. Your credits have been refunded.")
+_FIRST_ERROR: Mapping[Kind, str] = {
+    "video": "invalid_video_file",
+    "image": "content_policy_violation",
+    "audio": "text_too_long",
+}
+DEFAULT_ERROR = ("unknown_error", ERROR_MESSAGES["unknown_error"])
 
 
 def job_error(kind: Kind, code: str | None = None, message: str | None = None) -> tuple[str, str]:
-    """``(code, message)`` for a failed job: the kind's first code by default, its usual message if known."""
-    code = code or ERRORS[kind][0][0]
-    return code, message or dict(ERRORS[kind]).get(code, DEFAULT_ERROR[1])
+    """``(code, message)`` of a failed job: a usual code of the kind by default, its usual message."""
+    code = code or _FIRST_ERROR[kind]
+    return code, message or ERROR_MESSAGES.get(code, DEFAULT_ERROR[1])
 
 
 @attrs.frozen(kw_only=True)
@@ -89,6 +87,11 @@ class Project:
     pinned: str | None = None
     billed: bool = True
     refunded: bool = False
+    settled: bool = False
+    #: What a video render really cost and its real frame rate, known at completion: the create answer and
+    #: every GET before ``complete`` show the estimate (``credits``, ``video.fps``), as the docs describe.
+    final_credits: int | None = None
+    final_fps: float | None = None
 
     @property
     def ends(self) -> float:
@@ -102,8 +105,20 @@ class Project:
         return _phase(now - self.created, self.duration, self.outcome)
 
     def credits_charged(self, status: str) -> int:
-        """Failed and canceled renders are refunded, and the API reports the refund in ``credits_charged``."""
-        return 0 if status in REFUNDED else self.credits
+        """The estimate until ``complete``, then the final cost; failed and canceled renders are refunded
+        (the API reports the refund in ``credits_charged``)."""
+        if status in REFUNDED:
+            return 0
+        if status == "complete" and self.final_credits is not None:
+            return self.final_credits
+        return self.credits
+
+    def fps(self, status: str) -> float:
+        """A video's frame rate: the estimate until ``complete``, then the output's real one."""
+        assert self.video is not None
+        if status == "complete" and self.final_fps is not None:
+            return self.final_fps
+        return self.video.fps
 
 
 @attrs.define(slots=True, kw_only=True)

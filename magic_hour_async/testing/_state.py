@@ -5,9 +5,16 @@ on the server's event loop and by test code in another thread (thread mode). The
 and never await.
 
 Credits work like the real account: a create request is charged up front (402 when the balance is short), and
-a render that ends in ``error`` or ``canceled`` is refunded. Refunds of renders whose failure was decided at
-creation are settled lazily from a heap ordered by end time, so the balance is exact without scanning
-projects. Projects inserted by tests (:meth:`State.insert`) are fixtures and never touch the balance.
+a render that ends in ``error`` or ``canceled`` is refunded. A video is charged an estimate (its clip length
+at 30 fps); at completion the output's real frame rate, drawn from the seed, sets the final cost and the
+difference is refunded ("the cost is an estimate and will be adjusted when the video completes"). Refunds
+and adjustments of API renders are settled lazily from a heap ordered by end time, so the balance is exact
+without scanning projects. Projects inserted by tests (:meth:`State.insert`) are fixtures and never touch
+the balance.
+
+Arithmetic on user numbers is bounded: the billed clip length is capped at :data:`MAX_BILLED_SECONDS` and
+the image count at :data:`MAX_IMAGES` (the API bills the input file's real length, which the emulator does
+not have), so no body, however large its numbers, overflows or allocates without bound.
 """
 
 from __future__ import annotations
@@ -26,13 +33,19 @@ import attrs
 from aiohttp import web
 
 from ._clock import Clock, WallTime
-from ._lifecycle import DEFAULT_ERROR, ERRORS, REFUNDED, Detection, Project, VideoInfo
+from ._lifecycle import DEFAULT_ERROR, ERROR_MESSAGES, REFUNDED, Detection, Project, VideoInfo
 from ._media import Media
 from ._signing import Signer, iso
-from ._tools import Kind, Tool
+from ._tools import Kind, Tool, price
 
 _ALPHABET = string.ascii_lowercase + string.digits
 DETECTION_SECONDS = 3.0
+MAX_BILLED_SECONDS = 3 * 3600.0
+MAX_IMAGES = 16
+ESTIMATE_FPS = 30.0
+_OUTPUT_FPS = (24.0, 25.0, 30.0)  # what an output's real frame rate turns out to be
+_RESOLUTIONS = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
+                "4k": (3840, 2160)}  # fmt: skip
 
 
 @attrs.frozen(kw_only=True)
@@ -51,7 +64,16 @@ class UploadedFile:
 
 
 def _number(value: object, default: float) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(min(max(value, -1e300), 1e300))  # never inf, whatever the JSON integer's size
+    return default
+
+
+def _clip(body: Mapping[str, Any]) -> tuple[float, float, float]:
+    """``(start, end, billed seconds)`` of a video body: the clip, or five seconds when it names none."""
+    start = _number(body.get("start_seconds"), 0.0)
+    end = _number(body.get("end_seconds"), start + 5.0)
+    return start, end, min(max(end - start, 0.0), MAX_BILLED_SECONDS)
 
 
 class State:
@@ -123,30 +145,32 @@ class State:
             self._refund(self.projects[project_id], now)
 
     def _refund(self, project: Project, now: float) -> None:
-        if project.billed and not project.refunded and project.status(now) in REFUNDED:
-            project.refunded = True
+        """Settle a billed render that has ended: a refund when it failed, the estimate's excess when done."""
+        if not project.billed or project.settled:
+            return
+        status = project.status(now)
+        if status in REFUNDED:
+            project.settled = project.refunded = True
             self._balance += project.credits
+        elif status == "complete":
+            project.settled = True
+            self._balance += project.credits - project.credits_charged(status)
 
     # -- projects -------------------------------------------------------------------------------------------
     def start_render(self, tool: Tool, body: Mapping[str, Any]) -> Project | None:
         """Create the project a valid create request describes; ``None`` when credits are short (402)."""
-        outputs, video = 1, None
+        outputs, video, final_fps, final_credits = 1, None, None, None
         if tool.kind == "video":
-            start = _number(body.get("start_seconds"), 0.0)
-            end = _number(body.get("end_seconds"), start + 5.0)
-            video = VideoInfo(
-                width=int(_number(body.get("width"), 1280)),
-                height=int(_number(body.get("height"), 720)),
-                fps=_number(body.get("fps"), 30.0),
-                start_seconds=start,
-                end_seconds=end,
-            )
-            credits = max(1, round((end - start) * tool.credits)) if tool.credits else 0
+            start, end, seconds = _clip(body)
+            width, height = _RESOLUTIONS.get(str(body.get("resolution")), (1280, 720))
+            fps = min(max(_number(body.get("fps"), ESTIMATE_FPS), 1.0), 120.0)
+            video = VideoInfo(width=width, height=height, fps=fps, start_seconds=start, end_seconds=end)
+            credits = max(1, round(seconds * tool.credits)) if tool.credits else 0
         elif tool.kind == "image":
-            outputs = max(1, int(_number(body.get("image_count"), 1)))
-            credits = tool.credits * outputs
+            outputs = min(max(1, int(_number(body.get("image_count"), 1))), MAX_IMAGES)
+            credits = price(tool, body) * outputs
         else:
-            credits = tool.credits
+            credits = price(tool, body)
         extension = tool.output_extension
         if tool.type == "AI_GIF" and body.get("output_format") in ("mp4", "webm"):
             extension = str(body["output_format"])
@@ -155,7 +179,12 @@ class State:
             if credits > self._balance:
                 return None
             failed = self._outcomes.random() < self.error_rate
-            error = self._outcomes.choice(ERRORS[tool.kind]) if failed else None
+            code = self._outcomes.choice(tool.errors) if failed else None
+            if video is not None and not failed:
+                # The body's own fps (animation) is the output's; otherwise the input decides, drawn here.
+                final_fps = video.fps if "fps" in body else self._outcomes.choice(_OUTPUT_FPS)
+                ratio = min(final_fps, ESTIMATE_FPS) / ESTIMATE_FPS
+                final_credits = max(1, round(credits * ratio)) if credits else 0
             name = body.get("name")
             project = self._add(
                 kind=tool.kind,
@@ -164,16 +193,18 @@ class State:
                 credits=credits,
                 duration=tool.duration * self.speed,
                 outcome="error" if failed else "complete",
-                error=error,
+                error=(code, ERROR_MESSAGES.get(code, DEFAULT_ERROR[1])) if code is not None else None,
                 outputs=outputs,
                 output_size=self.output_size,
                 extension=extension,
                 video=video,
+                final_credits=final_credits,
+                final_fps=final_fps,
             )
             if project.name is None:
                 project.name = f"{tool.type.replace('_', ' ').title()} - {iso(project.created_wall)}"
             self._balance -= credits
-            if failed:
+            if failed or final_credits is not None:
                 heapq.heappush(self._refunds, (project.ends, project.id))
             return project
 

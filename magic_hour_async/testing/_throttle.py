@@ -39,4 +39,6 @@ def rate_limited(wait: float) -> web.Response:
         "Retry-After": str(max(1, math.ceil(wait))),
         "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
     }
-    return web.json_response({"message": "Too Many Requests"}, status=429, headers=headers)
+    return web.json_response(
+        {"code": "too_many_requests", "message": "Too Many Requests"}, status=429, headers=headers
+    )
