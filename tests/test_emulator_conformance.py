@@ -21,7 +21,6 @@ Spec defects and how the emulator resolves them (see ``magic_hour_async/testing/
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -45,15 +44,8 @@ jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is needed to v
 # At collection: skips the module here, fails it under CI=true. The official SDK's three endpoints included.
 SPEC: dict[str, Any] = emulator_spec()
 METHODS = ("get", "post", "put", "patch", "delete")
-# GET /v1/account and /v1/saved-items are served by testing/_account.py (helper "surface"), which lands on
-# main separately; until it does, the checks below leave them out and the strict xfail test says so.
-ACCOUNT_OPERATIONS = frozenset({("GET", "/v1/account"), ("GET", "/v1/saved-items")})
-ACCOUNT_SERVED = importlib.util.find_spec("magic_hour_async.testing._account") is not None
 OPERATIONS: list[tuple[str, str]] = [
-    (method.upper(), path)
-    for path, item in SPEC["paths"].items()
-    for method in item
-    if method in METHODS and (ACCOUNT_SERVED or (method.upper(), path) not in ACCOUNT_OPERATIONS)
+    (method.upper(), path) for path, item in SPEC["paths"].items() for method in item if method in METHODS
 ]
 # Fields the spec marks required without defining them, and the JSON type the real bodies give them.
 UNDEFINED_REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -374,13 +366,6 @@ async def test_bad_upload_extension_is_422_listing_the_allowed_ones(
         f"'{', '.join(upload_extensions_listed()['audio'])}'"
     )
     assert (status, answer) == (422, {"code": "unprocessable_entity", "message": expected})
-
-
-@pytest.mark.xfail(
-    not ACCOUNT_SERVED, strict=True, reason="testing/_account.py (helper surface) not merged yet"
-)
-def test_account_operations_are_served() -> None:
-    assert ACCOUNT_SERVED
 
 
 # -- the generated rules and the hand-written table against the spec -----------------------------------------
