@@ -47,6 +47,8 @@ METHODS = ("get", "post", "put", "patch", "delete")
 OPERATIONS: list[tuple[str, str]] = [
     (method.upper(), path) for path, item in SPEC["paths"].items() for method in item if method in METHODS
 ]
+# Read-only operations with no body and no id (served by testing/_account.py).
+ACCOUNT_OPERATIONS = frozenset({("GET", "/v1/account"), ("GET", "/v1/saved-items")})
 # Fields the spec marks required without defining them, and the JSON type the real bodies give them.
 UNDEFINED_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "total_frame_cost": int,
