@@ -3,12 +3,16 @@
 ``nox`` runs the default sessions one after the other; ``nox -s ci`` (the README's test command, and what
 ``.ci/run`` runs) runs the same sessions two at a time and ends with one line of totals:
 
-- ``tests``: the whole suite on every Python 3.10-3.13 found on this machine (pyenv's versions included), with
+- ``tests``: the suite on every Python 3.10-3.13 found on this machine (pyenv's versions included), with
   the newest release of every dependency: no upper pins, upgraded on every run, which is what
-  ``pip install magic-hour-async`` gives users today.
+  ``pip install magic-hour-async`` gives users today. Tests marked ``slow`` (processes killed mid-batch,
+  hundreds of renders) run on the newest Python only; the other Pythons run the rest.
 - ``tests_oldest``: the same suite with the oldest versions ``pyproject.toml`` declares (uv's
   ``--resolution lowest-direct``, for the runtime and the test dependencies), on the oldest Python found. The
   session fails when what it installed is not exactly those lower bounds, so a bound cannot drift untested.
+- ``schemathesis``: an independent fuzzer against the emulator with the pinned spec (issue 18's check).
+- ``compat``: the official ``magic-hour`` 0.90.0 installed beside this package; its ``client.v1`` surface and
+  its own README samples must work here too.
 - ``lint`` (ruff), ``typecheck`` (mypy --strict and pyright), ``gen_check`` (generated files are current; the
   spec they come from must match its pin under ``CI=true``).
 
@@ -38,7 +42,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: nox depends on tomli there
     import tomli as tomllib
 
-nox.options.sessions = ["tests", "tests_oldest", "lint", "typecheck", "gen_check"]
+nox.options.sessions = ["tests", "tests_oldest", "schemathesis", "compat", "lint", "typecheck", "gen_check"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
@@ -80,7 +84,10 @@ def tests(session: nox.Session) -> None:
     session.install("--upgrade", *TEST_DEPS)
     _report_versions(session)
     _install_prism(session)
-    session.run("python", "-m", "pytest", *session.posargs)
+    # The slow end-to-end tests (processes killed mid-batch, hundreds of renders) run on the newest Python
+    # and in tests_oldest; the other Pythons run everything else, which keeps `nox -s ci` near 10 minutes.
+    slow = [] if session.python == PYTHONS[-1] or session.posargs else ["-m", "not slow"]
+    session.run("python", "-m", "pytest", *slow, *session.posargs)
 
 
 @nox.session(python=PYTHONS[:1] or None)
@@ -154,7 +161,15 @@ def _install_prism(session: nox.Session) -> None:
 def ci(session: nox.Session) -> None:
     """What CI runs: every default session, two at a time, each one's output printed whole when it ends."""
     _install_prism(session)  # once, before two sessions could install it into the same prefix side by side
-    names = [*(f"tests-{version}" for version in PYTHONS), "tests_oldest", "typecheck", "lint", "gen_check"]
+    names = [
+        *(f"tests-{version}" for version in reversed(PYTHONS)),  # the newest first: it runs the slow tests
+        "tests_oldest",
+        "schemathesis",
+        "compat",
+        "typecheck",
+        "lint",
+        "gen_check",
+    ]
     names = session.posargs or names  # `nox -s ci -- lint typecheck`: the same run for some sessions only
     lock, results = threading.Lock(), {}
 

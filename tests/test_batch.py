@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -58,7 +59,7 @@ async def collect(batch: Batch, **options: Any) -> dict[str, Job]:
 
 
 def rows(path: Path) -> dict[str, dict[str, Any]]:
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.row_factory = sqlite3.Row
         return {row["key"]: dict(row) for row in connection.execute("SELECT * FROM jobs")}
 
@@ -66,8 +67,9 @@ def rows(path: Path) -> dict[str, dict[str, Any]]:
 def set_row(path: Path, key: str, **columns: Any) -> None:
     """Put a row in the state a crashed process would have left (the journal is a plain SQLite file)."""
     assignments = ", ".join(f"{name} = ?" for name in columns)
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.execute(f"UPDATE jobs SET {assignments} WHERE key = ?", (*columns.values(), key))
+        connection.commit()
 
 
 async def test_run_creates_waits_downloads_and_a_rerun_repeats_nothing(

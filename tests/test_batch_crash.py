@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import random
 import signal
@@ -127,7 +128,7 @@ def test_sqlite_worker_killed_twenty_times_loses_nothing_and_pays_once(
     journal, directory = tmp_path / "batch.db", tmp_path / "out"
     kills = _run_with_kills(lambda: _start(str(journal), emulator, directory), 1, emulator, seed=1)
     assert kills == KILLS
-    with sqlite3.connect(journal) as connection:
+    with contextlib.closing(sqlite3.connect(journal)) as connection:
         connection.row_factory = sqlite3.Row
         rows = [dict(row) for row in connection.execute("SELECT * FROM jobs")]
     for row in rows:
