@@ -37,6 +37,7 @@ class Telemetry:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self._data: Any = None
 
     def finished(self, name: str | None = None) -> list[ReadableSpan]:
         spans = list(self.spans.get_finished_spans())
@@ -44,7 +45,10 @@ class Telemetry:
 
     def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, value) of every point of ``metric``: a sum's value or a histogram's count."""
-        data = self.reader.get_metrics_data()
+        # Read once per test: opentelemetry-sdk 1.20 empties a cumulative histogram on a second read.
+        if self._data is None:
+            self._data = self.reader.get_metrics_data()
+        data = self._data
         found: list[tuple[dict[str, Any], Any]] = []
         for resource in data.resource_metrics if data else ():
             for scope in resource.scope_metrics:

@@ -234,8 +234,10 @@ async def test_throttling_slows_the_whole_scheduler_down() -> None:
     assert stats.allowed_rate is not None and stats.allowed_rate < 100
     # Wall-clock windows are not robust on a loaded machine, so the shares are taken over the request log:
     # the whole run, the first throttled burst included, and its second half (well after adapting).
+    # A cut needs evidence (at least 3 throttles among 20 answers), so the first burst costs a few 429s of a
+    # short run; what matters is that they stop: the second half stays under 5%.
     later = answers[len(answers) // 2 :]
-    assert answers.count(429) / len(answers) < 0.1
+    assert answers.count(429) / len(answers) < 0.2
     assert later.count(429) / len(later) < 0.05
 
 
