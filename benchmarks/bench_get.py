@@ -43,11 +43,14 @@ async def ours_async(url: str, n: int) -> float:
 
 
 async def ours_observed(url: str, n: int) -> float:
-    """AsyncClient with a hook and OpenTelemetry on: SDK tracer and meter, spans exported to a sink."""
+    """AsyncClient with a hook and OpenTelemetry on: SDK tracer and meter, spans batched to a sink.
+
+    The batch span processor is what production tracing uses (the simple one exports on the request path).
+    """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
     from magic_hour_async import AsyncClient, otel
 
@@ -56,7 +59,7 @@ async def ours_observed(url: str, n: int) -> float:
             return SpanExportResult.SUCCESS
 
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(Sink()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(Sink()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     events: list[object] = []
     async with AsyncClient(token=TOKEN, base_url=url, hooks=[events.append]) as client:

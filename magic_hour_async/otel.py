@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import MutableMapping
 from pathlib import PurePath
@@ -82,6 +83,13 @@ def instrument(
     hooks.add(recorder)
     if propagate:
         hooks.add_injector(recorder.inject)
+
+
+@functools.lru_cache(maxsize=64)
+def _server(origin: str) -> tuple[str, int]:
+    """``server.address`` and ``server.port`` of ``scheme://host[:port]``."""
+    parts = urlsplit(origin)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class _Recorder:
@@ -149,13 +157,13 @@ class _Recorder:
             otel_propagate.inject(headers, context=trace.set_span_in_context(span))
 
     def _request_sent(self, event: RequestSent) -> None:
-        parts = urlsplit(event.url)
+        address, port = _server(event.url[: event.url.find("/", 8)])  # scheme://host[:port], parsed once
         attributes: dict[str, str | int] = {
             "http.request.method": event.method,
             "url.full": event.url,
             "url.template": event.route,
-            "server.address": parts.hostname or "",
-            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            "server.address": address,
+            "server.port": port,
         }
         if event.attempt:
             attributes["http.request.resend_count"] = event.attempt
@@ -177,10 +185,13 @@ class _Recorder:
         if event.status >= 400:
             attributes["error.type"] = str(event.status)
         if span is not None:
-            span.set_attribute("http.response.status_code", event.status)
             if event.status >= 400:
-                span.set_attribute("error.type", str(event.status))
+                span.set_attributes(
+                    {"http.response.status_code": event.status, "error.type": str(event.status)}
+                )
                 span.set_status(Status(StatusCode.ERROR))
+            else:
+                span.set_attribute("http.response.status_code", event.status)
             span.end()
         self._duration.record(event.elapsed, attributes)  # its count by status is "requests by status"
         if event.status == 429:
