@@ -11,8 +11,10 @@ client that is not instrumented pays nothing. What it records:
 - a span per render wait, ``magic_hour.render {tool or kind}``, from the create (or the first poll) to the
   terminal status, with ``magic_hour.project.id``, ``magic_hour.tool``, ``magic_hour.render.status`` and
   ``magic_hour.credits_charged``; every poll request's span links to it;
-- metrics: ``http.client.request.duration`` (s; its count by method, route and status is the number of
-  requests), ``magic_hour.client.retries``, ``magic_hour.client.rate_limited`` (429s),
+- metrics: ``magic_hour.client.requests`` (by method, route and status, or ``error.type`` when no answer
+  came; counted in the hook and reported when the reader collects, so a request pays a dict increment, not
+  an SDK measurement; durations are on the spans), ``magic_hour.client.retries``,
+  ``magic_hour.client.rate_limited`` (429s),
   ``magic_hour.renders`` (by kind and final status), ``magic_hour.credits_charged`` and
   ``magic_hour.render.wait.duration`` (s), ``magic_hour.transfer.bytes``;
 - a span per downloaded or uploaded file (``magic_hour.download``, ``magic_hour.upload``) with its name
@@ -32,15 +34,17 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import functools
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry import propagate as otel_propagate
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ._hooks import project_id_of
@@ -100,8 +104,12 @@ class _Recorder:
     ) -> None:
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
-        self._duration = meter.create_histogram(
-            "http.client.request.duration", unit="s", description="Duration of HTTP client requests."
+        self._counts: collections.Counter[tuple[tuple[str, str | int], ...]] = collections.Counter()
+        meter.create_observable_counter(
+            "magic_hour.client.requests",
+            callbacks=[self._observe_requests],
+            unit="{request}",
+            description="API requests by method, route and status (or error.type without an answer).",
         )
         self._retries = meter.create_counter(
             "magic_hour.client.retries", unit="{retry}", description="Requests and polls tried again."
@@ -175,15 +183,18 @@ class _Recorder:
             f"{event.method} {event.route}", kind=SpanKind.CLIENT, attributes=attributes, links=links
         )
 
+    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, dict(key)) for key, count in list(self._counts.items())]
+
     def _response(self, event: ResponseReceived) -> None:
-        attributes: dict[str, str | int] = {
-            "http.request.method": event.method,
-            "url.template": event.route,
-            "http.response.status_code": event.status,
-        }
+        self._counts[
+            (
+                ("http.request.method", event.method),
+                ("url.template", event.route),
+                ("http.response.status_code", event.status),
+            )
+        ] += 1
         span = self._requests_open.pop(event.request_id, None)
-        if event.status >= 400:
-            attributes["error.type"] = str(event.status)
         if span is not None:
             if event.status >= 400:
                 span.set_attributes(
@@ -193,7 +204,6 @@ class _Recorder:
             else:
                 span.set_attribute("http.response.status_code", event.status)
             span.end()
-        self._duration.record(event.elapsed, attributes)  # its count by status is "requests by status"
         if event.status == 429:
             self._rate_limited.add(1, {"url.template": event.route})
 
@@ -204,12 +214,12 @@ class _Recorder:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR, str(event.error)))
             span.end()
-        attributes = {
-            "http.request.method": event.method,
-            "url.template": event.route,
-            "error.type": error_type,
-        }
-        self._duration.record(event.elapsed, attributes)
+        key = (
+            ("http.request.method", event.method),
+            ("url.template", event.route),
+            ("error.type", error_type),
+        )
+        self._counts[key] += 1
 
     def _render_span(
         self, project_id: str, name: str, *, tool: str | None = None, credits: int | None = None

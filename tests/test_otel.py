@@ -104,7 +104,7 @@ async def test_a_get_is_one_client_span_with_http_attributes(
     assert attributes["server.port"] == emu.port
     assert attributes["url.full"] == f"{emu.url}/v1/image-projects/{project_id}"
     assert "http.request.resend_count" not in attributes
-    assert telemetry.points("http.client.request.duration") == [
+    assert telemetry.points("magic_hour.client.requests") == [
         (
             {
                 "http.request.method": "GET",
@@ -127,7 +127,7 @@ async def test_a_retried_get_has_two_spans_and_counts_the_retry(
     assert dict(failed.attributes or {})["error.type"] == "503"
     assert dict(ok.attributes or {})["http.request.resend_count"] == 1
     assert [value for _, value in telemetry.points("magic_hour.client.retries")] == [1]
-    points = telemetry.points("http.client.request.duration")
+    points = telemetry.points("magic_hour.client.requests")
     statuses = {a["http.response.status_code"]: v for a, v in points}
     assert statuses == {503: 1, 200: 1}
 
