@@ -29,7 +29,6 @@ from ._polling._policy import PollPolicy
 from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
 from ._render_timeline import RenderTimeline
 from ._resources._polled import TERMINAL_STATUSES, fetch_project
-from .events import Hook, RetryScheduled
 
 if TYPE_CHECKING:
     import aiohttp
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from ._resources.projects import AsyncAudioProjects, AsyncImageProjects, AsyncVideoProjects
     from ._resources.saved_items import AsyncSavedItems
     from ._transfers._parts import ProgressCallback
+    from .events import Hook
     from .webhooks._verify import WebhookEvent
 
 
@@ -226,6 +226,8 @@ class AsyncClient:
                 if finished is not None:
                     self._hooks.emit(finished)
             elif event.what == "retry" and event.error is not None:
+                from .events import RetryScheduled  # loaded with the first hook, not at import
+
                 route = poll_route(event.kind)
                 self._hooks.emit(
                     RetryScheduled(method="GET", route=route, attempt=0, error=event.error, delay=None)

@@ -17,10 +17,12 @@ import logging
 import re
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._exceptions import ConfigurationError
-from .events import Event, Hook, TransferCompleted, TransferProgressed
+
+if TYPE_CHECKING:  # the event classes load with the first hook: `import magic_hour_async` stays cheap
+    from .events import Event, Hook
 
 logger = logging.getLogger("magic_hour_async.hooks")
 
@@ -114,6 +116,7 @@ class Hooks:
         """
         if not self._hooks:
             return on_progress
+        from .events import TransferCompleted, TransferProgressed
 
         def report(progress: Any) -> None:
             done, total = progress.bytes_done, progress.bytes_total
@@ -128,6 +131,8 @@ class Hooks:
     def saved(self, paths: list[Path]) -> None:
         """Report downloaded files (their size from the file system: the server may not have sent one)."""
         if self._hooks:
+            from .events import TransferCompleted
+
             for path in paths:
                 self.emit(TransferCompleted(direction="download", path=str(path), size=path.stat().st_size))
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
-from .events import RenderFinished, RenderPolled
+if TYPE_CHECKING:
+    from .events import RenderFinished, RenderPolled
 
 TERMINAL = frozenset({"complete", "error", "canceled"})
 
@@ -44,6 +46,8 @@ class RenderTimeline:
         self, kind: str, project_id: str, status: str, credits_charged: int | None
     ) -> tuple[RenderPolled, RenderFinished | None]:
         """The events for one observed status: always a poll, and a finish when ``status`` is terminal."""
+        from .events import RenderFinished, RenderPolled  # only clients with hooks get here
+
         now = self._clock()
         seen = self._seen.get(project_id)
         if seen is None:

@@ -53,7 +53,6 @@ from .._exceptions import (
 )
 from .._hooks import Hooks, route_template
 from .._version import __version__
-from ..events import RequestFailed, RequestSent, ResponseReceived, RetryScheduled
 from ._config import MAX_RESPONSE_BYTES, Timeout
 from ._deadlines import Deadlines
 from ._redact import redact_url, scrub, url_secrets
@@ -388,6 +387,8 @@ class Transport:
                 extra=fields,
             )
             if self.hooks:
+                from ..events import RetryScheduled  # loaded with the first hook, not at import
+
                 self.hooks.emit(
                     RetryScheduled(method=method, route=route, attempt=attempt + 1, error=error, delay=delay)
                 )
@@ -425,7 +426,9 @@ class Transport:
             deadlines = None
         hooks = self.hooks
         request_id, route = 0, ""
-        if hooks:  # a client without hooks builds no event objects
+        if hooks:  # a client without hooks builds no event objects (and never imports them)
+            from ..events import RequestSent
+
             request_id, route = hooks.request_id(), route_template(path)
             safe = redact_url(url)
             hooks.emit(
@@ -455,6 +458,8 @@ class Transport:
                     deadlines.leave(task)
         except MagicHourError as exc:
             if hooks:
+                from ..events import RequestFailed
+
                 elapsed = time.perf_counter() - started
                 failed = RequestFailed(
                     request_id=request_id,
@@ -467,6 +472,8 @@ class Transport:
                 hooks.emit(failed)
             raise
         if hooks:
+            from ..events import ResponseReceived
+
             elapsed = time.perf_counter() - started
             received = ResponseReceived(
                 request_id=request_id,

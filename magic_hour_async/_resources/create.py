@@ -28,7 +28,6 @@ import attrs
 from .._converter import decode
 from .._models import CreateResponse, Download, ImageProject, Project
 from .._request_options import RequestOptions, resolve
-from ..events import RenderCreated
 from ._polled import encode_id, register_polled
 from .projects import AsyncProjects, save_outputs
 
@@ -144,6 +143,8 @@ class AsyncResource:
         )
         hooks = self._client._hooks
         if hooks:
+            from ..events import RenderCreated  # loaded with the first hook
+
             self._client._timeline.created(created.id)
             tool = self._path.removeprefix("/v1/")
             hooks.emit(RenderCreated(tool=tool, project_id=created.id, credits=created.credits_charged))

@@ -20,12 +20,12 @@ from .._http._config import MAX_RESPONSE_BYTES, Environment, Timeout
 from .._polling._policy import PollPolicy
 from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
-from ..events import Hook
 from ._generated import V1Generated
 
 if TYPE_CHECKING:
     from .._models import Project
     from .._transfers._parts import ProgressCallback
+    from ..events import Hook
     from ..webhooks._verify import WebhookEvent
     from ._resources.account import AccountResource
     from ._resources.files import Files
