@@ -91,7 +91,7 @@ def test_an_unclosed_client_is_silent_at_interpreter_exit(emu: Emulator) -> None
         """
     )
     result = subprocess.run(
-        [sys.executable, "-X", "dev", "-W", "error", "-c", script],
+        [sys.executable, "-W", "error", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
