@@ -25,12 +25,14 @@ TOKEN = "mhk_live_deadline_tests"
 class Silent:
     def __init__(self) -> None:
         self.release = asyncio.Event()
+        self.arrived = asyncio.Event()  # a /silent request reached the server
         app = web.Application()
         app.router.add_get("/silent", self._silent)
         app.router.add_get("/quick", self._quick)
         self.server = TestServer(app, host="127.0.0.1")
 
     async def _silent(self, request: web.Request) -> web.Response:
+        self.arrived.set()
         await self.release.wait()
         return web.json_response({})
 
@@ -73,7 +75,8 @@ async def test_someone_elses_cancellation_is_not_turned_into_a_timeout(silent: S
     url = str(silent.server.make_url("")).rstrip("/")
     async with AsyncClient(token=TOKEN, base_url=url, timeout=Timeout(total=30)) as client:
         task = asyncio.ensure_future(client._transport.request("GET", "/silent"))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(silent.arrived.wait(), 10)  # the request is in flight, inside the watch
+        assert client._transport._watch is not None and client._transport._watch._running != {}
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
