@@ -125,6 +125,7 @@ class _Watch(Generic[P]):
         "more",
         "ok_at",
         "polled_at",
+        "recheck",
         "started",
         "state",
         "ticket",
@@ -140,6 +141,7 @@ class _Watch(Generic[P]):
         self.due = now  # when the next poll is planned; a timer entry for another time is stale
         self.interval = interval  # the interval that poll was planned with: the backlog's yardstick
         self.failures = 0
+        self.recheck = False  # news arrived while a poll was in flight: poll again as soon as it answers
         self.state: Literal["scheduled", "ready", "in_flight"] = "ready"  # the first poll is immediate
 
     def hold(self, ticket: Ticket[P]) -> None:
@@ -343,6 +345,24 @@ class Scheduler(Generic[P]):
             self._resolve(watch, project)
             self._emit("terminal", watch.key, project=project)
 
+    def poll_now(self, kind: str, id: str) -> None:
+        """A hint from elsewhere (a journal notification) that a watched project changed: poll it now.
+
+        A poll planned for later is made due at once (still under the rate and concurrency bounds); a poll
+        in flight may have been answered before the change, so another follows as soon as it returns. Ids
+        nobody waits for are ignored.
+        """
+        watch = self._watches.get((kind, id))
+        if watch is None:
+            return
+        if watch.state == "in_flight":
+            watch.recheck = True
+        elif watch.state == "scheduled":
+            watch.state = "ready"  # its heap entry goes stale
+            watch.due = self._now()
+            self._ready.append(watch)
+            self._timers.wake_at(-math.inf)
+
     async def aclose(self) -> None:
         """Stop polling, fail pending waits with the closed error, and wait for every task to end."""
         if self._closed:
@@ -541,7 +561,8 @@ class Scheduler(Generic[P]):
     def _reschedule(self, watch: _Watch[P], now: float, *, at_least: float = 0.0) -> None:
         watch.polled_at = now
         watch.interval = max(self._delay(watch, now), at_least)
-        self._push_watch(watch, now + watch.interval)
+        recheck, watch.recheck = watch.recheck and not at_least, False
+        self._push_watch(watch, now if recheck else now + watch.interval)
 
     def _delay(self, watch: _Watch[P], at: float) -> float:
         return poll_delay(
