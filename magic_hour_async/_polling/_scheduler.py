@@ -24,6 +24,10 @@ hang. A wait that times out carries the last poll error (since the last success)
 once with the very exception raised. All time comes from the injected ``clock`` and ``sleep``, by default the
 running loop's, so tests run in virtual time; test mode (:func:`._policy.time_scale`) runs the scheduler's
 durations a thousand times faster.
+
+News from elsewhere comes in two forms: :meth:`Scheduler.notify` hands over a project state (a webhook's
+payload) and resolves the waits at once; :meth:`Scheduler.poll_now` only says a project changed (a batch
+journal's notification) and makes its next poll due now, through the same rate and concurrency bounds.
 """
 
 from __future__ import annotations
