@@ -348,3 +348,47 @@ async def test_journals_in_two_schemas_announce_on_their_own_channels(database: 
         await second.close()
     assert listening == {"one": False, "two": False}
     await no_listener_left(database)
+
+
+async def test_a_listener_that_cannot_connect_backs_off_and_never_ends_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from magic_hour_async.batch._listen import listen_forever
+    from tests._postgres_server import _free_port
+
+    url = f"postgresql://render:hunter2@127.0.0.1:{_free_port()}/renders"  # nobody listens there
+    pauses: list[float] = []
+    events: list[object] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(0)
+
+    task = asyncio.create_task(
+        listen_forever(
+            url=url,
+            channel="magic_hour_jobs_x",
+            waiting=list,
+            on_settled=events.append,
+            on_connected=events.append,
+            display_name=PostgresJournal(url).display_name,
+            backoff=(0.5, 4.0),
+            sleep=sleep,
+        )
+    )
+
+    async def five() -> bool:
+        return len(pauses) >= 5
+
+    await until(five, "the listener stopped trying")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # Doubling from the first pause up to the cap, each with up to half of it taken off as jitter.
+    for pause, ceiling in zip(pauses[:5], (0.5, 1.0, 2.0, 4.0, 4.0), strict=True):
+        assert ceiling / 2 <= pause <= ceiling
+    assert events == []  # never connected, so never reported listening
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) >= 5 and all("polling at the normal cadence" in m for m in warnings)
+    assert not any("hunter2" in m for m in warnings)
