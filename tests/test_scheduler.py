@@ -940,3 +940,17 @@ async def test_poll_now_for_an_unwatched_id_sends_nothing() -> None:
 
     assert api.calls == []
     assert scheduler.stats.watched_projects == 0
+
+
+@virtual_time
+async def test_a_just_created_project_is_first_polled_one_interval_later() -> None:
+    api = FakeAPI({"a": 0.5, "b": 0.5})
+    scheduler = make(api)
+
+    fresh = asyncio.create_task(scheduler.wait("video", "a", just_created=True))
+    await asyncio.sleep(0)
+    old = asyncio.create_task(scheduler.wait("video", "b"))
+
+    assert (await fresh).status == "complete" and (await old).status == "complete"
+    assert api.times("a") == [1.0]  # no poll at 0: it could only have said "queued"
+    assert api.times("b") == [0.0, 1.0]

@@ -268,8 +268,13 @@ class Scheduler(Generic[P]):
             allowed_rate=self._rate.allowed,
         )
 
-    async def wait(self, kind: str, id: str, *, timeout: float | None = None) -> P:
+    async def wait(
+        self, kind: str, id: str, *, timeout: float | None = None, just_created: bool = False
+    ) -> P:
         """Poll one project until it is terminal and return it (also when it ended in ``error``).
+
+        ``just_created``: the caller created the render a moment ago, so a poll now could only say it is
+        queued; its first poll comes one interval later instead of at once (unless it is watched already).
 
         Raises:
             WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen, or None, and
@@ -280,7 +285,7 @@ class Scheduler(Generic[P]):
             ResponseDecodeError: Every answer was undecodable for ``give_up_after`` seconds.
         """
         key = (kind, id)
-        ticket = self._register([key], timeout)
+        ticket = self._register([key], timeout, just_created=just_created)
         try:
             item = await ticket.next()
             if item is None:
@@ -385,7 +390,7 @@ class Scheduler(Generic[P]):
 
     # Tickets: registered and withdrawn by the wait methods and by Completions.
 
-    def _register(self, keys: list[Key], timeout: float | None) -> Ticket[P]:
+    def _register(self, keys: list[Key], timeout: float | None, *, just_created: bool = False) -> Ticket[P]:
         if self._closed:
             raise self._closed_error()
         loop = asyncio.get_running_loop()
@@ -400,9 +405,11 @@ class Scheduler(Generic[P]):
         for key in keys:
             watch = watches.get(key)
             if watch is None:
-                # The first poll is immediate: straight to the backlog of due polls, not through the heap.
                 watch = watches[key] = _Watch(key, now, first)
-                ready.append(watch)
+                if just_created:
+                    self._push_watch(watch, now + first)
+                else:  # the first poll is immediate: straight to the backlog of due polls, not the heap
+                    ready.append(watch)
             watch.hold(ticket)
         self._tickets += 1
         if timeout is not None:

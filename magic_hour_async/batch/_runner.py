@@ -317,7 +317,7 @@ class Runner:
                 return
             bound, kind, project_id = submitted
             # The project id is being journaled while the render runs: the wait does not wait for the disk.
-            project = await self._wait(job.key, kind, project_id)
+            project = await self._wait(job.key, kind, project_id, just_created=True)
             job = await asyncio.shield(bound)
             if project is None:
                 return
@@ -437,11 +437,16 @@ class Runner:
         }  # fmt: skip
         return by_kind[kind]
 
-    async def _wait(self, key: str, kind: str, project_id: str) -> Project | None:
-        projects = self._projects(kind)
+    async def _wait(
+        self, key: str, kind: str, project_id: str, *, just_created: bool = False
+    ) -> Project | None:
+        scheduler = self.client._scheduler
+        # With webhooks, a render this worker has just created is not polled at once (it could only be
+        # queued): its webhook usually ends the wait before the first safety poll, at one GET per job.
+        fresh = just_created and self.settlements.webhooks
         try:
             with self.settlements.wait_on(kind, project_id):
-                project: Project = await projects.wait(id=project_id)
+                project: Project = await scheduler.wait(kind, project_id, just_created=fresh)
         except MagicHourError as error:
             await self._give_up(key, error, "waiting")
             return None

@@ -11,7 +11,8 @@ can end a wait sooner:
   whose waits end with the webhook's project at once (the SQLite case: one process, receiver included).
 
 With ``run(webhooks=True)`` the caller says a receiver settles the batch's jobs, so the normal cadence is
-wasted: the client's scheduler then polls :data:`WEBHOOK_SAFETY_FACTOR` times slower (the webhook
+wasted. A render the worker has just created is not polled at once (the answer could only be ``queued``),
+and the client's scheduler polls :data:`WEBHOOK_SAFETY_FACTOR` times slower (the webhook
 receiver's own default, ``webhooks.create_app(safety_factor=10)``). Polling never stops: a canceled render
 sends no webhook and a delivery can be lost, and the slow safety polls still end such waits (with the
 default :class:`PollPolicy`, a first poll at once, then after 10 s, then about every 1.3 times the render's
@@ -46,6 +47,11 @@ class Settlements:
         self._webhooks = webhooks
         self._waiting: dict[str, str] = {}  # project id -> kind, for the waits in progress
         self._previous: float | None = None  # the factor before this run slowed polling down
+
+    @property
+    def webhooks(self) -> bool:
+        """Whether the run was told a webhook receiver settles its jobs."""
+        return self._webhooks
 
     @property
     def waiting(self) -> Collection[str]:
