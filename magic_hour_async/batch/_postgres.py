@@ -85,7 +85,8 @@ class PostgresJournal(Journal):
 
     Args:
         url: ``postgresql://user:password@host:port/database``.
-        pool_size: connections this process keeps (each transition borrows one briefly).
+        pool_size: connections this process keeps (each transition borrows one briefly); a running
+            ``Batch.run()`` also holds one more, its own, to ``LISTEN`` for settlements.
     """
 
     leased = True
