@@ -259,7 +259,14 @@ async def test_sqlite_batch_with_a_receiver_in_the_same_process(emu: Emulator, t
         mh.AsyncClient(token=emu.token, base_url=emu.url, poll=SLOW) as client,
         Batch(client, tmp_path / "batch.db") as batch,
     ):
-        app = webhooks.create_app(batch.accept_webhook_event, secret=SECRET)
+        seen: list[str] = []
+
+        async def after_settling(event: webhooks.WebhookEvent) -> None:
+            job = await batch.journal.find_project(event.project_id or "")
+            seen.append(job.state if job is not None else "missing")
+
+        # batch= settles each event's job in the journal, then calls the callback.
+        app = webhooks.create_app(after_settling, batch=batch, secret=SECRET)
         from aiohttp import web
 
         runner = web.AppRunner(app)
@@ -284,6 +291,7 @@ async def test_sqlite_batch_with_a_receiver_in_the_same_process(emu: Emulator, t
             await runner.cleanup()
 
     assert {job.state for job in jobs} == {"complete"} and len(jobs) == n
+    assert seen == ["complete"] * n  # the callback ran after its job was settled
     assert set(speeds) == {WEBHOOK_SAFETY_FACTOR} and after == 1.0
     # The receiver hands each event's project to the waiting client: no poll at all.
     assert emu.counters.count(GETS) == 0
