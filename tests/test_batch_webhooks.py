@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import math
 import os
@@ -400,3 +401,28 @@ async def test_a_listener_that_cannot_connect_backs_off_and_never_ends_the_run(
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) >= 5 and all("polling at the normal cadence" in m for m in warnings)
     assert not any("hunter2" in m for m in warnings)
+
+
+async def test_cli_workers_with_webhooks_poll_once_per_job(
+    emu: Emulator, database: str, receiver: str, tmp_path: Path
+) -> None:
+    n = 6
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [
+        {"key": f"k{i}", "tool": "ai-image-generator", "body": image(f"k{i}"), "estimate": 5}
+        for i in range(n)
+    ]
+    jobs.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGIC_HOUR_")}
+    env.update(MAGIC_HOUR_API_KEY=emu.token, MAGIC_HOUR_BASE_URL=emu.url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "magic_hour_async", "batch", "run", str(jobs), "--journal", database,
+        "--concurrency", str(n), "--webhooks",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert emu.counters.count("POST /v1/ai-image-generator") == n
+    # The CLI's client has the default PollPolicy: without webhooks a 1-s render is polled at 0 and 1 s.
+    assert emu.counters.count(GETS) == n
