@@ -117,7 +117,11 @@ async def sql(url: str, query: str, *args: object) -> list[Any]:
 
 
 async def listener_pids(url: str) -> set[int]:
-    rows = await sql(url, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", APPLICATION_NAME)
+    rows = await sql(
+        url,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+        APPLICATION_NAME,
+    )
     return {int(row["pid"]) for row in rows}
 
 
