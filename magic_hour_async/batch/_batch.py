@@ -212,11 +212,12 @@ class Batch:
             download_directory: save the outputs of complete jobs here (created if needed).
             resubmit_unknown: send ``unknown`` jobs again (their first attempt may also have been charged).
             webhooks: a webhook receiver settles this batch's jobs (:meth:`accept_webhook_event`): poll the
-                API ten times slower, only to catch what sends no webhook (a canceled render) or a lost
-                delivery. With a PostgreSQL journal the receiver may run on any machine: each run hears the
-                journal's settlements (``LISTEN``) and polls a settled project once, at once; while it
-                cannot hear the journal it polls at the normal cadence. With SQLite the receiver must run
-                in this process (``webhooks.create_app(batch.accept_webhook_event)``).
+                API ten times slower (a render just created not at once), only to catch what sends no
+                webhook (a canceled render) or a lost delivery. With a PostgreSQL journal the receiver may
+                run on any machine: each run hears the journal's settlements (``LISTEN``) and polls a
+                settled project once, at once; while it cannot hear the journal it polls at the normal
+                cadence. With SQLite the receiver must run in this process
+                (``webhooks.create_app(batch=batch)``).
         """
         _check_count("concurrency", concurrency, minimum=1)
         if max_credits is not None:

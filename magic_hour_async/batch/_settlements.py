@@ -11,13 +11,15 @@ can end a wait sooner:
   whose waits end with the webhook's project at once (the SQLite case: one process, receiver included).
 
 With ``run(webhooks=True)`` the caller says a receiver settles the batch's jobs, so the normal cadence is
-wasted. A render the worker has just created is not polled at once (the answer could only be ``queued``),
-and the client's scheduler polls :data:`WEBHOOK_SAFETY_FACTOR` times slower (the webhook
-receiver's own default, ``webhooks.create_app(safety_factor=10)``). Polling never stops: a canceled render
-sends no webhook and a delivery can be lost, and the slow safety polls still end such waits (with the
-default :class:`PollPolicy`, a first poll at once, then after 10 s, then about every 1.3 times the render's
-age, at most every 300 s). With a PostgreSQL journal the slow cadence holds only while the listener hears
-the journal: while its connection is down, the run polls at the normal cadence.
+wasted: the client's scheduler polls :data:`WEBHOOK_SAFETY_FACTOR` times slower (the webhook receiver's own
+default, ``webhooks.create_app(safety_factor=10)``), and a render the worker has just created is not polled
+at once (the answer could only be ``queued``). Polling never stops: a canceled render sends no webhook and a
+delivery can be lost, and the slow safety polls still end such waits. With the default :class:`PollPolicy`
+a render's first safety poll comes 10 s after its create (at once for a render adopted from another
+worker), the next ones about every 1.3 times its age, at most every 300 s. With a PostgreSQL journal the
+slow cadence holds only while the listener hears the journal: while its connection is down, the run polls
+at the normal cadence. A job settled by the notification costs one GET (for fresh download URLs); one
+settled by an in-process hand-over costs none.
 """
 
 from __future__ import annotations
