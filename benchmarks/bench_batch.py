@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -46,7 +47,9 @@ from magic_hour_async.batch import Batch
 from magic_hour_async.batch._sqlite import SQLiteJournal
 from magic_hour_async.testing import Emulator
 
-POLL = PollPolicy(initial=0.25, maximum=1.0)
+# No poll budget (the default max_rate is 10 polls a second per client, which would make 10,000 one-second
+# renders take 1,000 s on any path): the loopback emulator is not rate limited, and this measures the journal.
+POLL = PollPolicy(initial=0.25, maximum=1.0, max_rate=math.inf)
 #: Fleet workers poll less: their CPU, not the render time, is what a loaded machine would measure.
 FLEET_POLL = PollPolicy(initial=1.0, maximum=2.0)
 TOOL = "ai-image-generator"

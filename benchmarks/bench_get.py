@@ -1,48 +1,58 @@
 """Sequential ``get()`` throughput: AsyncClient vs raw aiohttp (GET + json) vs the official SDK.
 
-Each contender makes N sequential GETs against the same loopback server process; a round runs every
-contender once (in rotating order, so none always goes first); the table reports the median over rounds of
-requests per second and each contender's ratio to raw aiohttp measured in the same round.
+Every contender opens its client once, against the same loopback server process, and warms it up; then the
+measurement runs in rounds, and in each round every contender (in rotating order, so none always goes first)
+makes ``n`` sequential GETs, timed. Short interleaved rounds keep a load change on a shared machine from
+favouring whoever ran at that moment; a garbage collection before each timed block keeps one contender's
+garbage from being collected on another's clock. The table reports the median over rounds of requests per
+second and of each contender's ratio to raw aiohttp in the same round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
 from benchmarks._common import TOKEN, dump, median, server_process, table
 
 PROJECT_ID = "clx7uu86w0a5qp55yxz315r6r"
-Runner = Callable[[str, int], Awaitable[float]]
+WARM_UP = 50
+Call = Callable[[], Awaitable[Any]]
+#: Runs ``n`` sequential GETs and returns the seconds they took.
+Block = Callable[[int], Awaitable[float]]
+#: A contender: given the server's URL, an async context that opens its client and yields its block runner.
+Contender = Callable[[str], contextlib.AbstractAsyncContextManager[Block]]
 
 
-async def raw_aiohttp(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def raw_aiohttp(url: str) -> AsyncIterator[Block]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
+    target = f"{url}/v1/video-projects/{PROJECT_ID}"
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{url}/v1/video-projects/{PROJECT_ID}", headers=headers) as warm:
-            await warm.json()
-        start = time.perf_counter()
-        for _ in range(n):
-            async with session.get(f"{url}/v1/video-projects/{PROJECT_ID}", headers=headers) as response:
-                await response.json()
-        return time.perf_counter() - start
+
+        async def get() -> Any:
+            async with session.get(target, headers=headers) as response:
+                return await response.json()
+
+        yield lambda n: _block(get, n)
 
 
-async def ours_async(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def ours_async(url: str) -> AsyncIterator[Block]:
     from magic_hour_async import AsyncClient
 
     async with AsyncClient(token=TOKEN, base_url=url) as client:
-        await client.v1.video_projects.get(id=PROJECT_ID)
-        start = time.perf_counter()
-        for _ in range(n):
-            await client.v1.video_projects.get(id=PROJECT_ID)
-        return time.perf_counter() - start
+        yield lambda n: _block(lambda: client.v1.video_projects.get(id=PROJECT_ID), n)
 
 
-async def ours_observed(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def ours_observed(url: str) -> AsyncIterator[Block]:
     """AsyncClient with a hook and OpenTelemetry on: SDK tracer and meter, spans batched to a sink.
 
     The batch span processor is what production tracing uses (the simple one exports on the request path).
@@ -62,59 +72,56 @@ async def ours_observed(url: str, n: int) -> float:
     tracer_provider.add_span_processor(BatchSpanProcessor(Sink()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     events: list[object] = []
-    async with AsyncClient(token=TOKEN, base_url=url, hooks=[events.append]) as client:
-        otel.instrument(client, tracer_provider=tracer_provider, meter_provider=meter_provider)
-        await client.v1.video_projects.get(id=PROJECT_ID)
-        start = time.perf_counter()
-        for _ in range(n):
-            await client.v1.video_projects.get(id=PROJECT_ID)
-        elapsed = time.perf_counter() - start
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    return elapsed
+
+    def keep(event: object) -> None:  # a hook that records every event, as a test or a log handler would
+        events.append(event)
+        if len(events) >= 1000:
+            events.clear()
+
+    try:
+        async with AsyncClient(token=TOKEN, base_url=url, hooks=[keep]) as client:
+            otel.instrument(client, tracer_provider=tracer_provider, meter_provider=meter_provider)
+            yield lambda n: _block(lambda: client.v1.video_projects.get(id=PROJECT_ID), n)
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
 
 
-async def ours_sync(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def ours_sync(url: str) -> AsyncIterator[Block]:
     from magic_hour_async import Client  # type: ignore[attr-defined]
 
-    def run() -> float:
-        with Client(token=TOKEN, base_url=url) as client:
-            client.v1.video_projects.get(id=PROJECT_ID)
-            start = time.perf_counter()
-            for _ in range(n):
-                client.v1.video_projects.get(id=PROJECT_ID)
-            return time.perf_counter() - start
-
-    return await asyncio.to_thread(run)
+    with Client(token=TOKEN, base_url=url) as client:
+        yield lambda n: asyncio.to_thread(_sync_block, client, n)
 
 
-async def official_async(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def official_async(url: str) -> AsyncIterator[Block]:
     from magic_hour import AsyncClient  # type: ignore[import-not-found]
 
     client = AsyncClient(token=TOKEN, base_url=url)
-    await client.v1.video_projects.get(id=PROJECT_ID)
-    start = time.perf_counter()
-    for _ in range(n):
-        await client.v1.video_projects.get(id=PROJECT_ID)
-    return time.perf_counter() - start
+    yield lambda n: _block(lambda: client.v1.video_projects.get(id=PROJECT_ID), n)
 
 
-async def official_sync(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def official_sync(url: str) -> AsyncIterator[Block]:
     from magic_hour import Client  # type: ignore[import-not-found]
 
-    def run() -> float:
-        client = Client(token=TOKEN, base_url=url)
+    client = Client(token=TOKEN, base_url=url)
+    yield lambda n: asyncio.to_thread(_sync_block, client, n)
+
+
+def _sync_block(client: Any, n: int) -> float:
+    """A blocking client's block, run in a thread (its own calls block that thread, not the loop)."""
+    gc.collect()
+    started = time.perf_counter()
+    for _ in range(n):
         client.v1.video_projects.get(id=PROJECT_ID)
-        start = time.perf_counter()
-        for _ in range(n):
-            client.v1.video_projects.get(id=PROJECT_ID)
-        return time.perf_counter() - start
-
-    return await asyncio.to_thread(run)
+    return time.perf_counter() - started
 
 
-def contenders() -> dict[str, Runner]:
-    found: dict[str, Runner] = {"raw aiohttp": raw_aiohttp, "magic-hour-async AsyncClient": ours_async}
+def contenders() -> dict[str, Contender]:
+    found: dict[str, Contender] = {"raw aiohttp": raw_aiohttp, "magic-hour-async AsyncClient": ours_async}
     try:
         import opentelemetry.sdk  # noqa: F401
 
@@ -138,18 +145,29 @@ def contenders() -> dict[str, Runner]:
     return found
 
 
+async def _block(get: Call, n: int) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    for _ in range(n):
+        await get()
+    return time.perf_counter() - started
+
+
 async def measure(n: int, rounds: int) -> str:
-    runners = contenders()
-    names = list(runners)
+    names = list(contenders())
     rates: dict[str, list[float]] = {name: [] for name in names}
     ratios: dict[str, list[float]] = {name: [] for name in names}
     with server_process("benchmarks._fixed_server") as url:
-        for r in range(rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            elapsed = {name: await runners[name](url, n) for name in order}
-            for name in names:
-                rates[name].append(n / elapsed[name])
-                ratios[name].append(elapsed["raw aiohttp"] / elapsed[name])
+        async with contextlib.AsyncExitStack() as stack:
+            blocks = {name: await stack.enter_async_context(make(url)) for name, make in contenders().items()}
+            for block in blocks.values():
+                await block(WARM_UP)
+            for r in range(rounds):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                elapsed = {name: await blocks[name](n) for name in order}
+                for name in names:
+                    rates[name].append(n / elapsed[name])
+                    ratios[name].append(elapsed["raw aiohttp"] / elapsed[name])
     rows = [[name, f"{median(rates[name]):,.0f}", f"{median(ratios[name]):.2f}x"] for name in names]
     dump("get", {name: round(median(ratios[name]), 3) for name in names})
     return f"Sequential `get()`: {n} requests per contender per round, {rounds} rounds, medians.\n\n" + table(

@@ -40,7 +40,6 @@ from ._exceptions import (
 )
 from ._http._config import Environment, Timeout
 from ._polling._policy import PollPolicy
-from ._polling._scheduler import PollEvent, SchedulerStats
 from ._version import __version__
 
 __all__ = [
@@ -105,6 +104,8 @@ _LAZY = {
         ],
         "._models",
     ),
+    "PollEvent": "._polling._scheduler",  # with the scheduler, made by a client's first wait
+    "SchedulerStats": "._polling._scheduler",
 }
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ if TYPE_CHECKING:
         ProjectStatus,
         VideoProject,
     )
+    from ._polling._scheduler import PollEvent, SchedulerStats
     from ._sync import Client
     from ._transfers._parts import TransferProgress
 

@@ -26,14 +26,13 @@ from ._http._config import (
 from ._http._retry import RetryPolicy
 from ._http._transport import Transport
 from ._polling._policy import PollPolicy
-from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
 from ._render_timeline import RenderTimeline
-from ._resources._polled import TERMINAL_STATUSES, fetch_project
 
 if TYPE_CHECKING:
     import aiohttp
 
     from ._models import Project
+    from ._polling._scheduler import PollEvent, Scheduler, SchedulerStats
     from ._resources.account import AsyncAccountResource
     from ._resources.files import AsyncFiles
     from ._resources.projects import AsyncAudioProjects, AsyncImageProjects, AsyncVideoProjects
@@ -162,17 +161,26 @@ class AsyncClient:
         self._on_poll_event = on_poll_event
         if poll is not None and not isinstance(poll, PollPolicy):
             raise ConfigurationError(f"poll must be a PollPolicy, not {poll!r}")
+        self._poll = poll if poll is not None else PollPolicy()
+        self.v1 = AsyncV1(self)
+
+    @cached_property
+    def _scheduler(self) -> Scheduler[Project]:
+        """The polling scheduler, made (and its modules imported) by the first wait: a client that only
+        sends requests never loads it."""
+        from ._polling._scheduler import Scheduler
+        from ._resources._polled import TERMINAL_STATUSES, fetch_project
+
         # Polls go out with no transport retries: the scheduler rides out failures itself and must see
         # every 429 to slow down.
-        self._scheduler: Scheduler[Project] = Scheduler(
+        return Scheduler(
             functools.partial(fetch_project, self._transport, max_retries=0),
             # By status, not ``is_terminal``: face-detection jobs are polled by this scheduler too.
             lambda project: project.status in TERMINAL_STATUSES,
-            policy=poll,
+            policy=self._poll,
             on_event=self._poll_event,
             closed_error=lambda: ClientClosedError("this client is closed; create a new one"),
         )
-        self.v1 = AsyncV1(self)
 
     @property
     def base_url(self) -> str:
@@ -182,7 +190,7 @@ class AsyncClient:
     @property
     def poll_policy(self) -> PollPolicy:
         """The policy the scheduler polls by."""
-        return self._scheduler.policy
+        return self._poll
 
     @property
     def poll_stats(self) -> SchedulerStats:
@@ -202,7 +210,7 @@ class AsyncClient:
 
         Closing twice is harmless. Coroutine hooks still running are awaited.
         """
-        await self._scheduler.aclose()
+        await self._scheduler.aclose()  # made now if it never was: later waits must fail as closed
         await self._transport.aclose()
         await self._hooks.aclose()
 

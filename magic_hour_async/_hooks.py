@@ -12,17 +12,19 @@ called when an injector was registered, which OpenTelemetry does only when the c
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import itertools
 import logging
 import re
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # the event classes load with the first hook: `import magic_hour_async` stays cheap
-    from .events import Event, Hook
+    from .events import Event, Hook, RequestFailed, RequestSent, ResponseReceived, RetryScheduled
 
 logger = logging.getLogger("magic_hour_async.hooks")
 
@@ -50,30 +52,49 @@ def project_id_of(path: str) -> str | None:
     return path.partition("?")[0].rsplit("/", 1)[1] if match else None
 
 
+class RequestEvents(NamedTuple):
+    """The event classes of the request path, imported once (a function-level import costs a microsecond
+    or two per call, and a request emits two events)."""
+
+    sent: type[RequestSent]
+    received: type[ResponseReceived]
+    failed: type[RequestFailed]
+    retry: type[RetryScheduled]
+
+
+@functools.cache
+def request_events() -> RequestEvents:
+    """The request path's event classes; the first call imports :mod:`.events`."""
+    from .events import RequestFailed, RequestSent, ResponseReceived, RetryScheduled
+
+    return RequestEvents(RequestSent, ResponseReceived, RequestFailed, RetryScheduled)
+
+
 class Hooks:
     """The registered hooks of one client."""
 
-    __slots__ = ("_failed", "_hooks", "_injectors", "_next_id", "_tasks")
+    __slots__ = ("_failed", "_injectors", "_next_id", "_tasks", "registered")
 
     def __init__(self, hooks: list[Hook] | tuple[Hook, ...] = ()) -> None:
         for hook in hooks:
             _check(hook)
-        self._hooks: list[Hook] = list(hooks)
+        #: The hooks, in order; the request path tests this list (not ``bool(hooks)``, a Python call).
+        self.registered: list[Hook] = list(hooks)
         self._injectors: list[Injector] = []
         self._failed: set[int] = set()
         self._tasks: set[asyncio.Task[object]] = set()
-        self._next_id = 0
+        self._next_id = itertools.count(1)
 
     def __bool__(self) -> bool:
-        return bool(self._hooks)
+        return bool(self.registered)
 
     def __len__(self) -> int:
-        return len(self._hooks)
+        return len(self.registered)
 
     def add(self, hook: Hook) -> None:
         """Register one more hook; it sees events from now on."""
         _check(hook)
-        self._hooks.append(hook)
+        self.registered.append(hook)
 
     def add_injector(self, injector: Injector) -> None:
         """Register a header injector for outgoing API requests (trace context propagation)."""
@@ -85,8 +106,7 @@ class Hooks:
 
     def request_id(self) -> int:
         """A fresh id pairing a :class:`~.events.RequestSent` with the event that ends it."""
-        self._next_id += 1
-        return self._next_id
+        return next(self._next_id)
 
     def inject(self, request_id: int, headers: MutableMapping[str, str]) -> None:
         for injector in self._injectors:
@@ -97,13 +117,13 @@ class Hooks:
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to every hook; never raises."""
-        for hook in self._hooks:
+        for hook in self.registered:
             try:
                 result = hook(event)
             except Exception:
                 self._report(hook)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # a plain hook returns None: no check
                 self._spawn(hook, result)
 
     def transfers(
@@ -114,7 +134,7 @@ class Hooks:
         Uploads always know their size, so their :class:`~.events.TransferCompleted` is sent here when the
         last byte went out; downloads send theirs once the file is saved (:meth:`saved`).
         """
-        if not self._hooks:
+        if not self.registered:
             return on_progress
         from .events import TransferCompleted, TransferProgressed
 
@@ -130,7 +150,7 @@ class Hooks:
 
     def saved(self, paths: list[Path]) -> None:
         """Report downloaded files (their size from the file system: the server may not have sent one)."""
-        if self._hooks:
+        if self.registered:
             from .events import TransferCompleted
 
             for path in paths:

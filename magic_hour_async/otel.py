@@ -34,14 +34,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry import propagate as otel_propagate
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -83,7 +85,7 @@ def instrument(
         propagate: send the current trace context to the API in a ``traceparent`` header.
     """
     hooks = getattr(client, "_async_client", client)._hooks  # a blocking Client wraps an AsyncClient
-    recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider, propagate=propagate)
     hooks.add(recorder)
     if propagate:
         hooks.add_injector(recorder.inject)
@@ -100,8 +102,13 @@ class _Recorder:
     """The hook: turns events into spans and metric points."""
 
     def __init__(
-        self, *, tracer_provider: trace.TracerProvider | None, meter_provider: metrics.MeterProvider | None
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+        propagate: bool = False,
     ) -> None:
+        self._propagate = propagate
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._counts: collections.Counter[tuple[tuple[str, str | int], ...]] = collections.Counter()
@@ -127,44 +134,74 @@ class _Recorder:
             "magic_hour.render.wait.duration", unit="s", description="From create (or first poll) to finish."
         )
         self._requests_open: dict[int, Span] = {}
+        # Request spans not started yet: (event, parent context, start time in ns); see _request_sent.
+        self._requests_pending: dict[int, tuple[RequestSent, otel_context.Context, int]] = {}
         self._renders_open: dict[str, tuple[Span, float]] = {}
         self._transfers_open: dict[tuple[str, str], Span] = {}
         self._bytes = meter.create_counter(
             "magic_hour.transfer.bytes", unit="By", description="Bytes of files downloaded or uploaded."
         )
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            RequestSent: self._request_sent,
+            ResponseReceived: self._response,
+            RequestFailed: self._failed,
+            RetryScheduled: self._retry,
+            RenderCreated: self._render_created,
+            RenderPolled: self._render_polled,
+            RenderFinished: self._render_finished,
+            TransferProgressed: self._transfer_progressed,
+            TransferCompleted: self._transfer_completed,
+        }
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RequestSent):
-            self._request_sent(event)
-        elif isinstance(event, ResponseReceived):
-            self._response(event)
-        elif isinstance(event, RequestFailed):
-            self._failed(event)
-        elif isinstance(event, RetryScheduled):
-            self._retries.add(1, {"url.template": event.route, "error.type": type(event.error).__name__})
-        elif isinstance(event, RenderCreated):
-            self._render_span(event.project_id, event.tool, tool=event.tool, credits=event.credits)
-        elif isinstance(event, RenderPolled):
-            span, _ = self._render_span(event.project_id, event.kind)
-            span.set_attribute("magic_hour.render.status", event.status)
-        elif isinstance(event, RenderFinished):
-            self._render_finished(event)
-        elif isinstance(event, TransferProgressed):
-            key = (event.direction, event.path)
-            if key not in self._transfers_open:
-                name = f"magic_hour.{event.direction}"
-                self._transfers_open[key] = self._tracer.start_span(
-                    name, attributes={"magic_hour.file.name": key[1]}
-                )
-        elif isinstance(event, TransferCompleted):
-            self._transfer_completed(event)
+        handle = self._handlers.get(type(event))  # one lookup, not a chain of isinstance checks
+        if handle is not None:
+            handle(event)
+
+    def _retry(self, event: RetryScheduled) -> None:
+        self._retries.add(1, {"url.template": event.route, "error.type": type(event.error).__name__})
+
+    def _render_created(self, event: RenderCreated) -> None:
+        self._render_span(event.project_id, event.tool, tool=event.tool, credits=event.credits)
+
+    def _render_polled(self, event: RenderPolled) -> None:
+        span, _ = self._render_span(event.project_id, event.kind)
+        span.set_attribute("magic_hour.render.status", event.status)
+
+    def _transfer_progressed(self, event: TransferProgressed) -> None:
+        key = (event.direction, event.path)
+        if key not in self._transfers_open:
+            name = f"magic_hour.{event.direction}"
+            self._transfers_open[key] = self._tracer.start_span(
+                name, attributes={"magic_hour.file.name": key[1]}
+            )
 
     def inject(self, request_id: int, headers: MutableMapping[str, str]) -> None:
-        span = self._requests_open.get(request_id)
+        span = self._requests_open.get(request_id)  # started at once: propagation is on
         if span is not None:
             otel_propagate.inject(headers, context=trace.set_span_in_context(span))
 
     def _request_sent(self, event: RequestSent) -> None:
+        # The span is started from the event loop's next turn, while the request is on the wire, with the
+        # start time and parent context of this moment: a span start costs the OpenTelemetry SDK tens of
+        # microseconds, which would otherwise sit between the caller and its request. Spans end at once
+        # when the answer comes (starting first if the loop had no turn meanwhile), so a finished call's
+        # span is always complete. With propagation the span must exist before the headers are written.
+        request_id = event.request_id
+        self._requests_pending[request_id] = (event, otel_context.get_current(), time.time_ns())
+        if not self._propagate:
+            try:
+                asyncio.get_running_loop().call_soon(self._start_request, request_id)
+                return
+            except RuntimeError:  # emitted outside an event loop: start it now
+                pass
+        self._start_request(request_id)
+
+    def _start_request(self, request_id: int) -> Span | None:
+        pending = self._requests_pending.pop(request_id, None)
+        if pending is None:  # started already, or ended
+            return None
+        event, parent, started = pending
         address, port = _server(event.url[: event.url.find("/", 8)])  # scheme://host[:port], parsed once
         attributes: dict[str, str | int] = {
             "http.request.method": event.method,
@@ -175,13 +212,27 @@ class _Recorder:
         }
         if event.attempt:
             attributes["http.request.resend_count"] = event.attempt
-        links: list[Link] = []
-        project = project_id_of(event.path)
-        if project is not None and project in self._renders_open:
-            links.append(Link(self._renders_open[project][0].get_span_context()))
-        self._requests_open[event.request_id] = self._tracer.start_span(
-            f"{event.method} {event.route}", kind=SpanKind.CLIENT, attributes=attributes, links=links
+        links: list[Link] | None = None
+        if self._renders_open:  # a poll of a render being waited for links to the render's span
+            project = project_id_of(event.path)
+            if project is not None and project in self._renders_open:
+                links = [Link(self._renders_open[project][0].get_span_context())]
+        span = self._requests_open[request_id] = self._tracer.start_span(
+            f"{event.method} {event.route}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            links=links,
+            start_time=started,
         )
+        return span
+
+    def _ended_request(self, request_id: int) -> Span | None:
+        """The span of a request that just ended, started now if its start is still pending."""
+        span = self._requests_open.pop(request_id, None)
+        if span is None and self._start_request(request_id) is not None:
+            span = self._requests_open.pop(request_id)
+        return span
 
     def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(count, dict(key)) for key, count in list(self._counts.items())]
@@ -194,7 +245,7 @@ class _Recorder:
                 ("http.response.status_code", event.status),
             )
         ] += 1
-        span = self._requests_open.pop(event.request_id, None)
+        span = self._ended_request(event.request_id)
         if span is not None:
             if event.status >= 400:
                 span.set_attributes(
@@ -209,7 +260,7 @@ class _Recorder:
 
     def _failed(self, event: RequestFailed) -> None:
         error_type = type(event.error).__name__
-        span = self._requests_open.pop(event.request_id, None)
+        span = self._ended_request(event.request_id)
         if span is not None:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR, str(event.error)))

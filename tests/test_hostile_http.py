@@ -55,6 +55,7 @@ class Hostile:
         self.bytes_sent: dict[str, int] = {}
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route("*", "/trickle", self._trickle)
+        app.router.add_get("/silent", self._silent)
         app.router.add_get("/huge", self._huge)
         app.router.add_get("/huge-declared", self._huge_declared)
         app.router.add_get("/bomb", self._bomb)
@@ -85,6 +86,14 @@ class Hostile:
         for _ in range(10_000):  # a byte every 20 ms: never silent long enough for a read timeout
             await response.write(b" ")
             await asyncio.sleep(0.02)
+        return response
+
+    async def _silent(self, request: web.Request) -> web.StreamResponse:
+        self._count(request)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 2
+        await response.prepare(request)
+        await asyncio.sleep(3600)  # headers, then silence
         return response
 
     async def _stream_json(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -282,6 +291,29 @@ async def test_a_trickling_server_ends_in_a_timeout_within_total(
     attempts = 1 if paid else 3
     assert hostile.hits["/trickle"] == attempts
     assert time.monotonic() - started < attempts * 0.5 + 2.0  # not the 200 s the body would take
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("timeout", "limit"),
+    [
+        (Timeout(connect=1, read=0.2, total=30), "read"),  # the silence limit fires first
+        (Timeout(connect=1, read=30, total=0.3), "total"),
+        # read >= total: the client leaves aiohttp's per-packet read timer off (the total always ends an
+        # attempt first); the silence must still end in a timeout, the total's.
+        (Timeout(connect=1, read=0.3, total=0.3), "total"),
+    ],
+)
+async def test_a_silent_server_ends_in_the_first_limit_reached(
+    hostile: Hostile, sleeps: SleepRecorder, timeout: Timeout, limit: str
+) -> None:
+    started = time.monotonic()
+    async with client_for(hostile, sleeps, timeout=timeout, max_retries=0) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await client._transport.request("GET", "/silent")
+    assert time.monotonic() - started < 5.0  # not the hour the server stays silent
+    assert ("Timeout.total" in str(info.value)) == (limit == "total")
+    assert hostile.hits["/silent"] == 1
 
 
 @pytest.mark.asyncio

@@ -38,6 +38,29 @@ def test_import_and_construction_load_no_resource_no_facade_no_cattrs() -> None:
     assert not [m for m in before if m.startswith("magic_hour_async._generated.")]
     assert not [m for m in before if m.startswith(("magic_hour_async._sync", "cattrs"))]
     assert "magic_hour_async._models" not in before and "magic_hour_async._transfers._parts" not in before
+    assert "magic_hour_async._polling._scheduler" not in before  # made by the first wait
+
+
+def test_the_scheduler_is_made_by_the_first_wait_and_a_closed_client_refuses_waits() -> None:
+    code = """
+import asyncio, sys
+import magic_hour_async as mh
+
+async def main():
+    client = mh.AsyncClient(token="mhk_lazy", base_url="http://127.0.0.1:9")
+    stats = client.poll_stats  # reading counters makes the scheduler: nothing was sent
+    loaded = "magic_hour_async._polling._scheduler" in sys.modules
+    await client.close()
+    try:
+        await client.v1.video_projects.wait(id="p1", timeout=1)
+    except mh.ClientClosedError:
+        refused = True
+    print(stats.polls_sent, loaded, refused, type(mh.PollEvent).__name__, mh.SchedulerStats.__module__)
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "True", "True", "type", "magic_hour_async"]
 
 
 def test_a_resource_loads_its_module_on_first_access_and_is_cached() -> None:

@@ -172,6 +172,21 @@ def test_wrong_shapes_raise_response_decode_error(body: Any) -> None:
         decode(body, mh.VideoProject)
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"id": "x", "status": "complete", "width": "wide"}, "width"),
+        ({"id": "x", "status": "complete", "downloads": [{"expires_at": "2024-10-19T05:16:19Z"}]}, "url"),
+    ],
+)
+def test_a_wrong_shape_names_the_field_in_the_error(body: Any, field: str) -> None:
+    # Answers decode on the fast path; one that fails is decoded again with cattrs' detailed validation,
+    # whose message names the offending field.
+    with pytest.raises(mh.ResponseDecodeError) as info:
+        decode(body, mh.VideoProject)
+    assert field in str(info.value)
+
+
 @pytest.mark.asyncio
 async def test_wrong_shape_over_http_raises_response_decode_error(scripted: ScriptedServer) -> None:
     scripted.add("/v1/video-projects/x", Scripted(body={"unexpected": True}))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp.test_utils import TestServer
 
 pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is a test dependency of the otel extra")
 
@@ -142,6 +144,66 @@ async def test_spans_are_children_of_the_callers_span(
     request = telemetry.finished("GET /v1/image-projects/{id}")[0]
     assert request.parent is not None
     assert request.parent.span_id == parent.get_span_context().span_id
+
+
+async def test_a_request_span_covers_the_exchange_and_is_finished_when_the_call_returns(
+    client: mh.AsyncClient, telemetry: Telemetry
+) -> None:
+    # The SDK's span start runs from the loop's next turn, while the request is on the wire: the span must
+    # still start before the request left and carry the caller's context, and be ended by the time the
+    # awaited call returns (a caller reads its exporter right after).
+    from aiohttp import web
+
+    arrived: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.append(time.time_ns())
+        await asyncio.sleep(0.01)  # the answer takes a while: the deferred start runs meanwhile
+        return web.json_response({"id": request.match_info["id"], "status": "complete"})
+
+    app = web.Application()
+    app.router.add_get("/v1/image-projects/{id}", handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url("")).rstrip("/")
+        async with mh.AsyncClient(token="t0ken-for-tests", base_url=url) as other:
+            otel.instrument(
+                other, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+            )
+            sent: list[int] = []  # stamped right after the recorder saw RequestSent, before the SDK call
+            other.add_hook(
+                lambda event: sent.append(time.time_ns()) if type(event).__name__ == "RequestSent" else None
+            )
+            tracer = telemetry.tracer_provider.get_tracer("app")
+            with tracer.start_as_current_span("handler") as parent:
+                before = time.time_ns()
+                await other.v1.image_projects.get(id="p1")
+                [span] = telemetry.finished(GET)  # read at once: no loop turn after the call
+                after = time.time_ns()
+    assert span.start_time is not None and span.end_time is not None
+    assert before <= span.start_time <= sent[0] <= arrived[0] <= span.end_time <= after
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert dict(span.attributes or {})["http.response.status_code"] == 200
+
+
+async def test_a_request_answered_before_the_loop_turns_still_gets_its_whole_span(
+    telemetry: Telemetry,
+) -> None:
+    # A hook run outside the event loop's turn order (the answer event right after the sent event) starts
+    # the span on the spot: nothing is lost or left open.
+    from magic_hour_async.events import RequestSent, ResponseReceived
+
+    recorder = otel._Recorder(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    url = "http://127.0.0.1:9/v1/image-projects/p1"
+    route = "/v1/image-projects/{id}"
+    recorder(RequestSent(request_id=1, method="GET", url=url, route=route, path=route, attempt=0))
+    recorder(ResponseReceived(request_id=1, method="GET", route=route, status=404, elapsed=0.0, attempt=0))
+    [span] = telemetry.finished(GET)
+    assert dict(span.attributes or {})["http.response.status_code"] == 404
+    assert span.status.status_code == StatusCode.ERROR
+    await asyncio.sleep(0)  # the deferred start scheduled for request 1 finds nothing left to start
+    assert len(telemetry.finished()) == 1
 
 
 async def test_a_paid_create_and_its_wait_make_a_render_span_linked_to_three_polls(

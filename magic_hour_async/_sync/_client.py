@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from .._client import AsyncClient, AsyncV1
 from .._http._config import MAX_RESPONSE_BYTES, Environment, Timeout
 from .._polling._policy import PollPolicy
-from .._polling._scheduler import PollEvent, SchedulerStats
 from .._portal import BlockingClient, Portal
 from ._generated import V1Generated
 
 if TYPE_CHECKING:
     from .._models import Project
+    from .._polling._scheduler import PollEvent, SchedulerStats
     from .._transfers._parts import ProgressCallback
     from ..events import Hook
     from ..webhooks._verify import WebhookEvent
