@@ -54,6 +54,9 @@ def main() -> None:
         elif name == "fleet":
             n, concurrency, speed, rounds = (300, 40, 1.0, 1) if args.quick else (3000, 40, 1.0, 2)
             print(bench_batch.measure_fleet(n, concurrency, speed, rounds))
+        elif name == "fleet-webhooks":
+            n, concurrency, speed, rounds = (60, 10, 0.4, 1) if args.quick else (600, 40, 1.0, 2)
+            print(bench_batch.measure_fleet_webhooks(n, concurrency, speed, rounds))
         else:
             parser.error(f"unknown benchmark {name!r}")
         print()

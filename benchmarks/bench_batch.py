@@ -13,6 +13,14 @@ take ``5 s * speed``.
   ``n`` jobs, each worker with the same concurrency. Throughput is jobs per second from the first worker's
   start to the last one's end; creates are counted by the emulator (duplicates: creates minus jobs).
 
+- ``fleet-webhooks``: the same 3-worker PostgreSQL fleet, once polling only, once with
+  ``run(webhooks=True)`` and a webhook receiver process (``tests/_webhook_receiver.py``, its own ``Batch``
+  on the journal) that the emulator delivers to; contenders alternate. Reported per job: API GETs (the
+  emulator's counters), and the time from the render's completion (the emulator's ``created + duration``
+  on ``time.monotonic``, one clock for every process of the machine) to the job coming out of its
+  worker's ``run()`` (settled in the journal), which each worker writes to a JSON file. Workers use the
+  default :class:`PollPolicy`.
+
 Why the server is not the bottleneck in ``fleet``: each job is one create and a few polls spread over a
 render of ``5 s * speed``, so a worker's request rate is about ``concurrency / render time`` creates plus a
 few times as many polls; the parameters keep the emulator and PostgreSQL well below saturation, and a
@@ -22,7 +30,9 @@ multiplies.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import math
 import os
 import subprocess
@@ -128,13 +138,21 @@ async def add_jobs(journal: str, url: str, n: int) -> None:
             )
 
 
-async def worker(journal: str, url: str, concurrency: int) -> None:
+async def worker(
+    journal: str, url: str, concurrency: int, *, webhooks: bool = False, times: str | None = None
+) -> None:
+    """One fleet worker; with ``times``, write ``{project id: time.monotonic() when run() yielded it}``."""
+    poll = PollPolicy() if times is not None else FLEET_POLL
+    settled: dict[str, float] = {}
     async with (
-        AsyncClient(token=TOKEN, base_url=url, poll=FLEET_POLL) as client,
+        AsyncClient(token=TOKEN, base_url=url, poll=poll) as client,
         Batch(client, journal) as batch,
     ):
-        async for _ in batch.run(concurrency=concurrency):
-            pass
+        async for job in batch.run(concurrency=concurrency, webhooks=webhooks):
+            if job.project_id is not None:
+                settled[job.project_id] = time.monotonic()
+    if times is not None:
+        await asyncio.to_thread(Path(times).write_text, json.dumps(settled))
 
 
 async def journal_counts(journal: str) -> tuple[int, int]:
@@ -211,7 +229,121 @@ def measure_fleet(n: int, concurrency: int, speed: float, rounds: int) -> str:
     )
 
 
+# -- fleet-webhooks: the same fleet, polling vs a webhook receiver ------------------------------------------
+
+SECRET = "whsec_bench_fleet"
+GETS = "GET /v1/image-projects/{id}"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def start_receiver(journal: str, url: str) -> tuple[subprocess.Popen[str], str]:
+    """The receiver process of ``tests/_webhook_receiver.py``; its webhook URL."""
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests._webhook_receiver", journal, url, TOKEN, SECRET],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def run_fleet_mode(
+    server: object, emu: Emulator, *, webhooks: bool, n: int, concurrency: int, name: str
+) -> dict[str, float]:
+    """One fleet run of 3 workers; GETs per job, settle latencies (p50, p95) and jobs per second."""
+    journal = server.create_database(name)  # type: ignore[attr-defined]
+    asyncio.run(add_jobs(journal, emu.url, n))
+    receiver = None
+    if webhooks:
+        receiver, hook_url = start_receiver(journal, emu.url)
+        emu.webhooks.configure(hook_url, SECRET)
+    root = Path(__file__).resolve().parent.parent
+    gets = emu.counters.count(GETS)
+    with tempfile.TemporaryDirectory() as directory:
+        files = [str(Path(directory) / f"times-{index}.json") for index in range(3)]
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "benchmarks.bench_batch", "worker", journal, emu.url]
+        command.append(str(concurrency))
+        extra = ["--webhooks"] if webhooks else []
+        processes = [subprocess.Popen([*command, "--times", file, *extra], cwd=root) for file in files]
+        for process in processes:
+            assert process.wait() == 0
+        elapsed = time.perf_counter() - started
+        settled: dict[str, float] = {}
+        for file in files:
+            settled.update(json.loads(Path(file).read_text()))
+    gets = emu.counters.count(GETS) - gets
+    if receiver is not None:
+        emu.webhooks.disable()
+        assert receiver.stdin is not None
+        receiver.stdin.close()
+        assert receiver.wait(60) == 0
+    assert len(settled) == n, (len(settled), n)
+    latencies = [at - emu._state.get(project_id).ends for project_id, at in settled.items()]
+    return {
+        "gets_per_job": gets / n,
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
+        "jobs_per_s": n / elapsed,
+    }
+
+
+def measure_fleet_webhooks(n: int, concurrency: int, speed: float, rounds: int) -> str:
+    from tests._postgres_server import PostgresServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        return "**fleet-webhooks**: skipped, no PostgreSQL binaries (initdb, pg_ctl) found"
+    server = PostgresServer(binaries)
+    server.start()
+    runs: dict[str, list[dict[str, float]]] = {"polling": [], "webhooks": []}
+    try:
+        with Emulator(speed=speed, token=TOKEN, output_size=256) as emu:
+            for round_ in range(rounds):
+                order = ["polling", "webhooks"] if round_ % 2 == 0 else ["webhooks", "polling"]
+                for mode in order:
+                    run = run_fleet_mode(
+                        server, emu, webhooks=mode == "webhooks", n=n, concurrency=concurrency,
+                        name=f"{mode}_{round_}",
+                    )  # fmt: skip
+                    runs[mode].append(run)
+    finally:
+        server.stop()
+    dump("fleet-webhooks", {"n": n, "concurrency": concurrency, "speed": speed, "runs": runs})
+
+    def med(mode: str, field: str) -> float:
+        return median([run[field] for run in runs[mode]])
+
+    rows = [
+        [
+            mode,
+            f"{med(mode, 'gets_per_job'):.2f}",
+            f"{med(mode, 'p50'):.3f}",
+            f"{med(mode, 'p95'):.3f}",
+            f"{med(mode, 'jobs_per_s'):.1f}",
+        ]
+        for mode in ("polling", "webhooks")
+    ]
+    title = (
+        f"3 workers on one PostgreSQL journal, {n} jobs, concurrency {concurrency} per worker, renders "
+        f"{5 * speed:.2f} s, default PollPolicy, median of {rounds} runs"
+    )
+    return f"**fleet-webhooks**: {title}\n\n" + table(
+        ["mode", "GETs per job", "complete -> settled p50 s", "p95 s", "jobs/s"], rows
+    )
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
-    journal_url, api_url, workers_concurrency = sys.argv[2], sys.argv[3], int(sys.argv[4])
-    asyncio.run(worker(journal_url, api_url, workers_concurrency))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_batch worker")
+    parser.add_argument("journal")
+    parser.add_argument("url")
+    parser.add_argument("concurrency", type=int)
+    parser.add_argument("--webhooks", action="store_true")
+    parser.add_argument("--times")
+    args = parser.parse_args(sys.argv[2:])
+    asyncio.run(worker(args.journal, args.url, args.concurrency, webhooks=args.webhooks, times=args.times))
     os._exit(0)

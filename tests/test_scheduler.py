@@ -894,3 +894,63 @@ async def test_hundreds_of_waits_never_stall_the_event_loop() -> None:
     assert len(projects) == 500
     assert all(p.status == "complete" for p in projects)
     assert worst < 0.05
+
+
+@virtual_time
+async def test_poll_now_brings_a_planned_poll_forward() -> None:
+    api = FakeAPI({"a": 2.5})
+    scheduler = make(api)
+    scheduler.safety_factor = 10  # the next planned poll is at 10 s
+
+    task = asyncio.create_task(scheduler.wait("video", "a"))
+    await asyncio.sleep(3)
+    scheduler.poll_now("video", "a")
+
+    project = await task
+    assert project.status == "complete"
+    assert now() == 3.0
+    assert api.times("a") == [0.0, 3.0]
+
+
+@virtual_time
+async def test_poll_now_during_a_poll_in_flight_polls_again_when_it_answers() -> None:
+    # The GET in flight was answered from the state before the news; without a second poll the wait
+    # would go on until the slow poll planned 10 s later.
+    api = FakeAPI({"a": 0.5}, latency=1.0)
+    scheduler = make(api)
+    scheduler.safety_factor = 10
+
+    task = asyncio.create_task(scheduler.wait("video", "a"))
+    await asyncio.sleep(0.5)
+    scheduler.poll_now("video", "a")
+
+    project = await task
+    assert project.status == "complete"
+    assert api.times("a") == [0.0, 1.0]
+    assert now() == 2.0
+
+
+@virtual_time
+async def test_poll_now_for_an_unwatched_id_sends_nothing() -> None:
+    api = FakeAPI({"a": 0.0})
+    scheduler = make(api)
+
+    scheduler.poll_now("video", "a")
+    await asyncio.sleep(5)
+
+    assert api.calls == []
+    assert scheduler.stats.watched_projects == 0
+
+
+@virtual_time
+async def test_a_just_created_project_is_first_polled_one_interval_later() -> None:
+    api = FakeAPI({"a": 0.5, "b": 0.5})
+    scheduler = make(api)
+
+    fresh = asyncio.create_task(scheduler.wait("video", "a", just_created=True))
+    await asyncio.sleep(0)
+    old = asyncio.create_task(scheduler.wait("video", "b"))
+
+    assert (await fresh).status == "complete" and (await old).status == "complete"
+    assert api.times("a") == [1.0]  # no poll at 0: it could only have said "queued"
+    assert api.times("b") == [0.0, 1.0]

@@ -24,6 +24,10 @@ hang. A wait that times out carries the last poll error (since the last success)
 once with the very exception raised. All time comes from the injected ``clock`` and ``sleep``, by default the
 running loop's, so tests run in virtual time; test mode (:func:`._policy.time_scale`) runs the scheduler's
 durations a thousand times faster.
+
+News from elsewhere comes in two forms: :meth:`Scheduler.notify` hands over a project state (a webhook's
+payload) and resolves the waits at once; :meth:`Scheduler.poll_now` only says a project changed (a batch
+journal's notification) and makes its next poll due now, through the same rate and concurrency bounds.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class _Watch(Generic[P]):
         "more",
         "ok_at",
         "polled_at",
+        "recheck",
         "started",
         "state",
         "ticket",
@@ -140,6 +145,7 @@ class _Watch(Generic[P]):
         self.due = now  # when the next poll is planned; a timer entry for another time is stale
         self.interval = interval  # the interval that poll was planned with: the backlog's yardstick
         self.failures = 0
+        self.recheck = False  # news arrived while a poll was in flight: poll again as soon as it answers
         self.state: Literal["scheduled", "ready", "in_flight"] = "ready"  # the first poll is immediate
 
     def hold(self, ticket: Ticket[P]) -> None:
@@ -262,8 +268,13 @@ class Scheduler(Generic[P]):
             allowed_rate=self._rate.allowed,
         )
 
-    async def wait(self, kind: str, id: str, *, timeout: float | None = None) -> P:
+    async def wait(
+        self, kind: str, id: str, *, timeout: float | None = None, just_created: bool = False
+    ) -> P:
         """Poll one project until it is terminal and return it (also when it ended in ``error``).
+
+        ``just_created``: the caller created the render a moment ago, so a poll now could only say it is
+        queued; its first poll comes one interval later instead of at once (unless it is watched already).
 
         Raises:
             WaitTimeoutError: ``timeout`` seconds passed; ``.project`` is the last state seen, or None, and
@@ -274,7 +285,7 @@ class Scheduler(Generic[P]):
             ResponseDecodeError: Every answer was undecodable for ``give_up_after`` seconds.
         """
         key = (kind, id)
-        ticket = self._register([key], timeout)
+        ticket = self._register([key], timeout, just_created=just_created)
         try:
             item = await ticket.next()
             if item is None:
@@ -343,6 +354,24 @@ class Scheduler(Generic[P]):
             self._resolve(watch, project)
             self._emit("terminal", watch.key, project=project)
 
+    def poll_now(self, kind: str, id: str) -> None:
+        """A hint from elsewhere (a journal notification) that a watched project changed: poll it now.
+
+        A poll planned for later is made due at once (still under the rate and concurrency bounds); a poll
+        in flight may have been answered before the change, so another follows as soon as it returns. Ids
+        nobody waits for are ignored.
+        """
+        watch = self._watches.get((kind, id))
+        if watch is None:
+            return
+        if watch.state == "in_flight":
+            watch.recheck = True
+        elif watch.state == "scheduled":
+            watch.state = "ready"  # its heap entry goes stale
+            watch.due = self._now()
+            self._ready.append(watch)
+            self._timers.wake_at(-math.inf)
+
     async def aclose(self) -> None:
         """Stop polling, fail pending waits with the closed error, and wait for every task to end."""
         if self._closed:
@@ -361,7 +390,7 @@ class Scheduler(Generic[P]):
 
     # Tickets: registered and withdrawn by the wait methods and by Completions.
 
-    def _register(self, keys: list[Key], timeout: float | None) -> Ticket[P]:
+    def _register(self, keys: list[Key], timeout: float | None, *, just_created: bool = False) -> Ticket[P]:
         if self._closed:
             raise self._closed_error()
         loop = asyncio.get_running_loop()
@@ -376,9 +405,11 @@ class Scheduler(Generic[P]):
         for key in keys:
             watch = watches.get(key)
             if watch is None:
-                # The first poll is immediate: straight to the backlog of due polls, not through the heap.
                 watch = watches[key] = _Watch(key, now, first)
-                ready.append(watch)
+                if just_created:
+                    self._push_watch(watch, now + first)
+                else:  # the first poll is immediate: straight to the backlog of due polls, not the heap
+                    ready.append(watch)
             watch.hold(ticket)
         self._tickets += 1
         if timeout is not None:
@@ -541,7 +572,8 @@ class Scheduler(Generic[P]):
     def _reschedule(self, watch: _Watch[P], now: float, *, at_least: float = 0.0) -> None:
         watch.polled_at = now
         watch.interval = max(self._delay(watch, now), at_least)
-        self._push_watch(watch, now + watch.interval)
+        recheck, watch.recheck = watch.recheck and not at_least, False
+        self._push_watch(watch, now if recheck else now + watch.interval)
 
     def _delay(self, watch: _Watch[P], at: float) -> float:
         return poll_delay(

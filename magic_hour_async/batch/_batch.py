@@ -139,10 +139,11 @@ class Batch:
         """Settle the job of a verified ``*.completed`` / ``*.errored`` webhook event in the journal.
 
         Use it as the receiver's callback, on any machine that can reach the journal: the journal is
-        up to date as soon as the event arrives, and a worker waiting on the render settles nothing twice
-        (with ``client=``, the receiver also ends that client's waits at once). Other events, and projects
-        that are not in this batch, are ignored (``None``). The job stays with the worker that owns it,
-        which still downloads its outputs.
+        up to date as soon as the event arrives, and a worker waiting on the render settles nothing twice.
+        The event also goes to this batch's client (its waits on the render end at once, in this process);
+        a worker in another process hears it from a PostgreSQL journal (``LISTEN``) and polls the project
+        once. Other events, and projects that are not in this batch, are ignored (``None``). The job stays
+        with the worker that owns it, which still downloads its outputs. See ``run(webhooks=True)``.
 
         Example:
             ```python
@@ -158,13 +159,15 @@ class Batch:
         if job is None or job.finished:
             return job
         error = f"{project.error.code}: {project.error.message}" if project.error else None
-        return await self.journal.finish(
+        settled = await self.journal.finish(
             job.key,
             state=_SETTLED[str(project.status)],
             charged=project.credits_charged,
             error=error,
             keep=True,
         )
+        self.client.accept_webhook_event(event)  # a wait in this process ends now, with this project
+        return settled
 
     async def get(self, key: str) -> Job | None:
         """The job with this key, or ``None``."""
@@ -194,6 +197,7 @@ class Batch:
         max_credits: int | None = None,
         download_directory: str | os.PathLike[str] | None = None,
         resubmit_unknown: bool = False,
+        webhooks: bool = False,
     ) -> AsyncIterator[Job]:
         """Work through the batch; yield each job as it finishes (and each job found ``unknown``).
 
@@ -207,6 +211,13 @@ class Batch:
                 its worst case is reserved within it; a job that can never fit becomes ``over_budget``.
             download_directory: save the outputs of complete jobs here (created if needed).
             resubmit_unknown: send ``unknown`` jobs again (their first attempt may also have been charged).
+            webhooks: a webhook receiver settles this batch's jobs (:meth:`accept_webhook_event`): poll the
+                API ten times slower (a render just created not at once), only to catch what sends no
+                webhook (a canceled render) or a lost delivery. With a PostgreSQL journal the receiver may
+                run on any machine: each run hears the journal's settlements (``LISTEN``) and polls a
+                settled project once, at once; while it cannot hear the journal it polls at the normal
+                cadence. With SQLite the receiver must run in this process
+                (``webhooks.create_app(batch=batch)``).
         """
         _check_count("concurrency", concurrency, minimum=1)
         if max_credits is not None:
@@ -221,6 +232,7 @@ class Batch:
             download_directory=Path(download_directory) if download_directory is not None else None,
             resubmit_unknown=resubmit_unknown,
             lease=self.lease,
+            webhooks=webhooks,
         )
         self._running = True
         try:

@@ -4,7 +4,9 @@
 ``"estimate"``) to the journal, which is idempotent by key, then runs the batch with one progress line per
 finished job on stderr. Rerunning the same command resumes: nothing finished is repeated and no create is sent
 twice. Jobs whose create outcome is unknown are listed at the end, and only sent again with
-``--resubmit-unknown``. Exit status: 0 when every job is ``complete`` (and downloaded, with ``--download``),
+``--resubmit-unknown``. ``--webhooks`` says a webhook receiver settles the batch's jobs
+(``webhooks.create_app(batch=...)`` on a PostgreSQL journal): the workers then poll ten times slower.
+Exit status: 0 when every job is ``complete`` (and downloaded, with ``--download``),
 1 otherwise (the summary says why); usage errors are 2, as for every command.
 
 ``batch status --journal FILE|URL [--json]`` reads the journal only: it needs no token.
@@ -42,6 +44,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--download", type=Path, metavar="DIR", help="save the outputs of complete jobs here")
     run.add_argument("--resubmit-unknown", action="store_true", help="send jobs in state unknown again")
     run.add_argument("--default-estimate", type=int, help="worst-case credits of jobs without a known price")
+    run.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="a webhook receiver settles the jobs: poll only as a safety net",
+    )
     status = commands.add_parser("status", help="jobs per state and credits of a journal")
     status.add_argument("--journal", required=True, help="an SQLite file, or a postgresql:// URL")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -109,6 +116,7 @@ async def _run(args: argparse.Namespace) -> int:
             max_credits=args.max_credits,
             download_directory=args.download,
             resubmit_unknown=args.resubmit_unknown,
+            webhooks=args.webhooks,
         ):
             seen += 1
             print(f"[{seen}] {_describe(job)}", file=sys.stderr, flush=True)

@@ -143,6 +143,8 @@ class Journal(abc.ABC):
 
     #: True when several processes may run the batch at once (rows are leased to their owner).
     leased: bool = False
+    #: True when :meth:`listen` hears settlements made by other processes (PostgreSQL).
+    notifies: bool = False
     #: See :data:`TotalsObserver`.
     observer: TotalsObserver | None = None
 
@@ -256,6 +258,21 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def disown(self, key: str) -> None:
         """Give the row up without changing its state (a later run, or another worker, picks it up)."""
+
+    async def listen(  # noqa: B027 - a default for the engines that have nothing to hear
+        self,
+        *,
+        waiting: Callable[[], Collection[str]],
+        on_settled: Callable[[str], None],
+        on_connected: Callable[[bool], None],
+    ) -> None:
+        """Until cancelled, call ``on_settled(project_id)`` when any process settles a job with a project.
+
+        ``waiting`` names the projects of interest, for a catch-up whenever listening (re)starts;
+        ``on_connected`` tells when listening starts and stops. Only journals that set :attr:`notifies`
+        do this (see :mod:`._listen`); the others return at once: in one process, nothing settles a job
+        without the process knowing.
+        """
 
 
 def open_journal(target: str | os.PathLike[str] | Journal) -> Journal:

@@ -13,20 +13,23 @@ How workers share it without ever sending a job twice:
   POST), its claimed ``pending`` rows are freed, and its ``submitted`` and undownloaded ``complete`` rows
   are adopted by whichever worker claims them next, which waits on (or downloads) the render already paid;
 - budget reservations take the row lock of ``magic_hour_budget`` in the claim's transaction, so
-  ``settled + reserved <= max_credits`` holds across every worker.
+  ``settled + reserved <= max_credits`` holds across every worker;
+- a transaction that settles a job with a project announces it (``pg_notify``), so a worker in another
+  process waiting on that render hears it at once (:mod:`._listen`).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import ConfigurationError
 from ._jobs import FINAL_STATES, BatchStatus, Job, JobState
 from ._journal import Claim, Journal, Totals, job_from_row, needs_upload, status_from_counts
+from ._listen import channel_name, listen_forever
 
 __all__ = ["PostgresJournal"]
 
@@ -82,15 +85,18 @@ class PostgresJournal(Journal):
 
     Args:
         url: ``postgresql://user:password@host:port/database``.
-        pool_size: connections this process keeps (each transition borrows one briefly).
+        pool_size: connections this process keeps (each transition borrows one briefly); a running
+            ``Batch.run()`` also holds one more, its own, to ``LISTEN`` for settlements.
     """
 
     leased = True
+    notifies = True
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self._url = url
         self._pool_size = pool_size
         self._pool: Any = None
+        self._channel = ""  # named at open(), after the journal's database and schema
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self.display_name!r})"
@@ -118,10 +124,34 @@ class PostgresJournal(Journal):
             async with pool.acquire() as connection, connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
                 await connection.execute(_SCHEMA)
+                where = await connection.fetchrow("SELECT current_database() AS db, current_schema() AS sc")
         except BaseException:
             await pool.close()
             raise
+        self._channel = channel_name(str(where["db"]), str(where["sc"]))
         self._pool = pool
+
+    @property
+    def channel(self) -> str:
+        """The ``LISTEN`` channel on which settled jobs' project ids are announced (set by :meth:`open`)."""
+        return self._channel
+
+    async def listen(
+        self,
+        *,
+        waiting: Callable[[], Collection[str]],
+        on_settled: Callable[[str], None],
+        on_connected: Callable[[bool], None],
+    ) -> None:
+        self._db()  # open, so the channel is known
+        await listen_forever(
+            url=self._url,
+            channel=self._channel,
+            waiting=waiting,
+            on_settled=on_settled,
+            on_connected=on_connected,
+            display_name=self.display_name,
+        )
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -387,11 +417,15 @@ class PostgresJournal(Journal):
                     await connection.fetchrow("SELECT * FROM magic_hour_jobs WHERE key = $1", key)
                 )
             reserved = current["reserved"]
+            # The settlement is announced to every listening worker when (and only if) this commits.
             row = await connection.fetchrow(
-                "UPDATE magic_hour_jobs SET state = $1, charged = $2, reserved = 0, error = $3, "
-                "owner = CASE WHEN $5 THEN owner END, lease_until = CASE WHEN $5 THEN lease_until END, "
-                "updated_at = now() WHERE key = $4 RETURNING *",
-                state, charged, error, key, keep,
+                "WITH done AS (UPDATE magic_hour_jobs SET state = $1, charged = $2, reserved = 0, "
+                "error = $3, owner = CASE WHEN $5 THEN owner END, "
+                "lease_until = CASE WHEN $5 THEN lease_until END, updated_at = now() "
+                "WHERE key = $4 RETURNING *) "
+                "SELECT done.*, CASE WHEN done.project_id IS NOT NULL "
+                "THEN pg_notify($6, done.project_id) END AS announced FROM done",
+                state, charged, error, key, keep, self._channel,
             )  # fmt: skip
             changed = await self._adjust(connection, settled=charged, reserved=-int(reserved))
         self._notify(changed)

@@ -15,6 +15,10 @@ every step, claim the next. What a job needs depends on its state when claimed:
 A job resumed after a crash re-enters at its recorded state, so no step that already happened is repeated and
 no create is ever sent twice. A wait or download that fails (the API unreachable for ``give_up_after``) leaves
 the job where it is for a later run; the run goes on with the others.
+
+Waits end sooner than their polls when the journal announces a settlement (a webhook receiver anywhere) or
+a receiver in this process hands the event over; ``webhooks=True`` slows the polling down meanwhile. See
+:mod:`._settlements`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .._resources.create import AsyncCreateResource, to_wire
 from .._resources.projects import AsyncProjects
 from ._jobs import Job, JobState
 from ._journal import Journal
+from ._settlements import Settlements
 
 if TYPE_CHECKING:
     from .._client import AsyncClient
@@ -159,6 +164,7 @@ class Runner:
         download_directory: Path | None,
         resubmit_unknown: bool,
         lease: float,
+        webhooks: bool = False,
         worker: str | None = None,
     ) -> None:
         self.client = client
@@ -170,6 +176,7 @@ class Runner:
         self.lease = lease
         self.worker = worker or new_worker_id()
         self.balance = BalanceCeiling(client)
+        self.settlements = Settlements(client, journal, webhooks=webhooks)
         self._skip: set[str] = set()
         self._results: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
         self._changed = asyncio.Event()
@@ -200,6 +207,9 @@ class Runner:
                 for _, job in page:
                     yield job
                 after = page[-1][0]
+            self.settlements.start()
+            if self.journal.notifies:
+                tasks.append(asyncio.create_task(self._listen()))
             workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
             tasks.extend(workers)
             if self.journal.leased:
@@ -220,6 +230,7 @@ class Runner:
                 await asyncio.gather(*tasks, return_exceptions=True)
             if self._writes:  # journal writes in flight land before the journal can be closed
                 await asyncio.wait(set(self._writes))
+            self.settlements.stop()
             try:
                 await self.journal.abandon(worker=self.worker)
             finally:
@@ -267,6 +278,15 @@ class Runner:
                 self._emit(job)
             self._touch()
 
+    async def _listen(self) -> None:
+        """Hear the journal's settlements for the whole run (the journal reconnects on its own)."""
+        settlements = self.settlements
+        await self.journal.listen(
+            waiting=lambda: list(settlements.waiting),
+            on_settled=settlements.settled,
+            on_connected=settlements.hearing,
+        )
+
     async def _worker(self) -> None:
         idle = self.lease / 2 if self.journal.leased else 1.0
         while True:
@@ -297,7 +317,7 @@ class Runner:
                 return
             bound, kind, project_id = submitted
             # The project id is being journaled while the render runs: the wait does not wait for the disk.
-            project = await self._wait(job.key, kind, project_id)
+            project = await self._wait(job.key, kind, project_id, just_created=True)
             job = await asyncio.shield(bound)
             if project is None:
                 return
@@ -417,10 +437,16 @@ class Runner:
         }  # fmt: skip
         return by_kind[kind]
 
-    async def _wait(self, key: str, kind: str, project_id: str) -> Project | None:
-        projects = self._projects(kind)
+    async def _wait(
+        self, key: str, kind: str, project_id: str, *, just_created: bool = False
+    ) -> Project | None:
+        scheduler = self.client._scheduler
+        # With webhooks, a render this worker has just created is not polled at once (it could only be
+        # queued): its webhook usually ends the wait before the first safety poll, at one GET per job.
+        fresh = just_created and self.settlements.webhooks
         try:
-            project: Project = await projects.wait(id=project_id)
+            with self.settlements.wait_on(kind, project_id):
+                project: Project = await scheduler.wait(kind, project_id, just_created=fresh)
         except MagicHourError as error:
             await self._give_up(key, error, "waiting")
             return None

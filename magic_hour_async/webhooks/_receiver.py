@@ -13,6 +13,10 @@ answer 200 ``{"received": true}``. The callback never runs before the response i
 
 Callback exceptions are logged on ``magic_hour_async.webhooks`` and counted; they never reach aiohttp.
 
+With ``batch=``, each event first settles its job in the batch's journal (``Batch.accept_webhook_event``)
+and the callback, if any, runs after that, in the same task: a fleet's receiver is
+``create_app(batch=batch)``.
+
 Duplicates (Magic Hour retries, replays within the timestamp window) are dropped by ``event.dedupe_key``
 (``"{project id}:{type}"``, payloads carry no event id) within ``dedupe_window`` seconds: an ordered dict of
 key to expiry, purged from the oldest end on every delivery and capped at ``dedupe_size`` keys, on an
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     from .._models import Project
     from .._polling._scheduler import Scheduler
     from .._sync import Client
+    from ..batch import Batch
     from ._verify import WebhookEvent
 
 __all__ = [
@@ -196,6 +201,30 @@ def _is_async(callback: WebhookCallback) -> bool:
     )
 
 
+async def _call(callback: WebhookCallback, is_async: bool, event: WebhookEvent) -> None:
+    """Await an ``async`` callback; run a plain one in a worker thread (and await what it returns, if any)."""
+    if is_async:
+        await cast("Awaitable[object]", callback(event))
+    else:
+        result = await asyncio.to_thread(callback, event)
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            await result
+
+
+def _settling(batch: Batch, then: WebhookCallback | None) -> WebhookCallback:
+    """A callback that settles the event's job in ``batch``'s journal, then calls ``then`` (in any case)."""
+    then_async = then is not None and _is_async(then)
+
+    async def settle_then_call(event: WebhookEvent) -> None:
+        try:
+            await batch.accept_webhook_event(event)
+        finally:
+            if then is not None:
+                await _call(then, then_async, event)
+
+    return settle_then_call
+
+
 class WebhookHandler:
     """An aiohttp request handler that verifies, de-duplicates and dispatches Magic Hour webhooks.
 
@@ -274,12 +303,7 @@ class WebhookHandler:
 
     async def _run_callback(self, callback: WebhookCallback, event: WebhookEvent) -> None:
         try:
-            if self._async:
-                await cast("Awaitable[object]", callback(event))
-            else:
-                result = await asyncio.to_thread(callback, event)
-                if inspect.isawaitable(result):  # a plain function that returned a coroutine
-                    await result
+            await _call(callback, self._async, event)
         except Exception:
             self._errors += 1
             logger.exception("webhook callback failed for %s", event.dedupe_key)
@@ -330,6 +354,7 @@ def handler(
     dedupe_window: float | None = 3600,
     dedupe_size: int = 100_000,
     client: AsyncClient | Client | None = None,
+    batch: Batch | None = None,
     safety_factor: float = 10.0,
     shutdown_timeout: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
@@ -355,6 +380,9 @@ def handler(
             ``None`` or 0 disables de-duplication.
         dedupe_size: the most keys remembered; the oldest are forgotten first.
         client: an ``AsyncClient`` or ``Client`` whose waits the events resolve at once.
+        batch: a :class:`~magic_hour_async.batch.Batch` whose jobs the events settle
+            (``batch.accept_webhook_event``, before ``callback``); with a PostgreSQL journal the receiver
+            may run on any machine, and the workers' waits end through the journal.
         safety_factor: while connected, the client polls this many times slower (canceled renders send
             no webhook, so polling never stops).
         shutdown_timeout: seconds cleanup waits for pending callbacks before cancelling them.
@@ -370,6 +398,8 @@ def handler(
         raise ConfigurationError(f"no webhook secret: pass secret=... or set {SECRET_ENV}")
     if isinstance(dedupe_size, bool) or not isinstance(dedupe_size, int) or dedupe_size < 1:
         raise ConfigurationError(f"dedupe_size must be a positive integer, got {dedupe_size!r}")
+    if batch is not None:
+        callback = _settling(batch, callback)
     return WebhookHandler(
         callback,
         secret=key,
@@ -392,6 +422,7 @@ def create_app(
     dedupe_window: float | None = 3600,
     dedupe_size: int = 100_000,
     client: AsyncClient | Client | None = None,
+    batch: Batch | None = None,
     safety_factor: float = 10.0,
     shutdown_timeout: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
@@ -416,6 +447,7 @@ def create_app(
         dedupe_window=dedupe_window,
         dedupe_size=dedupe_size,
         client=client,
+        batch=batch,
         safety_factor=safety_factor,
         shutdown_timeout=shutdown_timeout,
         clock=clock,
