@@ -88,7 +88,8 @@ class ResponseReceived:
 
 @attrs.frozen(kw_only=True)
 class RequestFailed:
-    """``request_id`` got no HTTP response (``error`` is an ``APIConnectionError`` or ``APITimeoutError``)."""
+    """``request_id`` got no HTTP response: ``error`` is an ``APIConnectionError`` or ``APITimeoutError``, or
+    the ``asyncio.CancelledError`` of a call cancelled while its request was in flight."""
 
     request_id: int
     method: str

@@ -185,6 +185,41 @@ async def test_a_request_span_covers_the_exchange_and_is_finished_when_the_call_
     assert dict(span.attributes or {})["http.response.status_code"] == 200
 
 
+async def test_a_cancelled_call_ends_its_span_and_tells_the_hooks(telemetry: Telemetry) -> None:
+    # A web handler whose client hung up is cancelled mid-request: the request's span must end (not stay
+    # open in the recorder for the life of the process) and hooks must hear the request is over.
+    from aiohttp import web
+
+    from magic_hour_async.events import RequestFailed
+
+    arrived = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.sleep(3600)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v1/image-projects/{id}", handle)
+    seen: list[object] = []
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url("")).rstrip("/")
+        async with mh.AsyncClient(token="t0ken-for-tests", base_url=url, hooks=[seen.append]) as other:
+            otel.instrument(
+                other, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+            )
+            call = asyncio.ensure_future(other.v1.image_projects.get(id="p1"))
+            await asyncio.wait_for(arrived.wait(), 10)  # the request is in flight
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+    [failed] = [event for event in seen if isinstance(event, RequestFailed)]
+    assert isinstance(failed.error, asyncio.CancelledError)
+    [span] = telemetry.finished(GET)
+    assert dict(span.attributes or {})["error.type"] == "CancelledError"
+    assert span.status.status_code == StatusCode.ERROR
+
+
 async def test_a_request_answered_before_the_loop_turns_still_gets_its_whole_span(
     telemetry: Telemetry,
 ) -> None:

@@ -465,7 +465,9 @@ class Transport:
             finally:
                 if deadlines is not None:
                     deadlines.leave(task)
-        except MagicHourError as exc:
+        except (MagicHourError, asyncio.CancelledError) as exc:
+            # A cancelled call (the caller's timeout, a client that hung up on a web handler) ends its
+            # request too: hooks that opened something for it (a span) must hear that it is over.
             if hooks is not None:
                 elapsed = time.perf_counter() - started
                 failed = request_events().failed(
