@@ -5,6 +5,11 @@ path. Plain hooks run inline in the emitting task (an OpenTelemetry hook relies 
 caller's context); coroutine hooks become tasks that :meth:`Hooks.aclose` awaits, so none outlives the client.
 A hook that raises is logged once, with its traceback, and otherwise ignored: observing never breaks a call.
 
+:meth:`Hooks.request_sent` keeps hooks off a request's path: its :class:`~.events.RequestSent` is built and
+delivered on the event loop's next turn (on a kept-alive connection the request is written by then), and
+:meth:`Hooks.request_ended` delivers it first if the request ended before the loop turned, so hooks always
+see a request's events in order.
+
 ``inject`` lets an instrumentation add headers (W3C ``traceparent``) to an outgoing API request; it is only
 called when an injector was registered, which OpenTelemetry does only when the caller asks for propagation.
 """
@@ -17,14 +22,19 @@ import inspect
 import itertools
 import logging
 import re
+import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._exceptions import ConfigurationError
+from ._http._redact import redact_url
 
 if TYPE_CHECKING:  # the event classes load with the first hook: `import magic_hour_async` stays cheap
     from .events import Event, Hook, RequestFailed, RequestSent, ResponseReceived, RetryScheduled
+
+    # method, url, path, attempt and time.time_ns() of a request whose RequestSent is not delivered yet
+    _Sent = tuple[str, str, str, int, int]
 
 logger = logging.getLogger("magic_hour_async.hooks")
 
@@ -73,7 +83,7 @@ def request_events() -> RequestEvents:
 class Hooks:
     """The registered hooks of one client."""
 
-    __slots__ = ("_failed", "_injectors", "_next_id", "_tasks", "registered")
+    __slots__ = ("_failed", "_injectors", "_next_id", "_pending", "_tasks", "registered")
 
     def __init__(self, hooks: list[Hook] | tuple[Hook, ...] = ()) -> None:
         for hook in hooks:
@@ -84,6 +94,7 @@ class Hooks:
         self._failed: set[int] = set()
         self._tasks: set[asyncio.Task[object]] = set()
         self._next_id = itertools.count(1)
+        self._pending: dict[int, _Sent] = {}
 
     def __bool__(self) -> bool:
         return bool(self.registered)
@@ -104,9 +115,46 @@ class Hooks:
     def injects(self) -> bool:
         return bool(self._injectors)
 
-    def request_id(self) -> int:
-        """A fresh id pairing a :class:`~.events.RequestSent` with the event that ends it."""
-        return next(self._next_id)
+    def request_sent(self, method: str, url: str, path: str, attempt: int) -> int:
+        """A request is going out now: its :class:`~.events.RequestSent` follows; returns its request id.
+
+        The event, stamped with this moment, is built and delivered on the event loop's next turn, after the
+        request is written to a kept-alive connection, so hooks cost the request nothing but this call.
+        With an injector registered it is delivered at once: the trace context it injects must exist before
+        the headers are written.
+        """
+        request_id = next(self._next_id)
+        sent = (method, url, path, attempt, time.time_ns())
+        if self._injectors:
+            self._deliver(request_id, sent)
+        else:
+            self._pending[request_id] = sent
+            asyncio.get_running_loop().call_soon(self._deliver_pending, request_id)
+        return request_id
+
+    def request_ended(self, event: ResponseReceived | RequestFailed) -> None:
+        """Deliver the event that ends a request, after its :class:`~.events.RequestSent` if still pending."""
+        if self._pending:
+            self._deliver_pending(event.request_id)
+        self.emit(event)
+
+    def _deliver_pending(self, request_id: int) -> None:
+        sent = self._pending.pop(request_id, None)
+        if sent is not None:  # else delivered already, by the end of the request
+            self._deliver(request_id, sent)
+
+    def _deliver(self, request_id: int, sent: _Sent) -> None:
+        method, url, path, attempt, sent_at_ns = sent
+        event = request_events().sent(
+            request_id=request_id,
+            method=method,
+            url=redact_url(url),
+            route=route_template(path),
+            path=path,
+            attempt=attempt,
+            sent_at_ns=sent_at_ns,
+        )
+        self.emit(event)
 
     def inject(self, request_id: int, headers: MutableMapping[str, str]) -> None:
         for injector in self._injectors:

@@ -23,7 +23,7 @@ Example:
 The events:
 
 =======================  ===============================================================================
-``RequestSent``          an HTTP request to the API is about to go out (``attempt`` 0 is the first try)
+``RequestSent``          an HTTP request to the API went out (``attempt`` 0 is the first try)
 ``ResponseReceived``     its response arrived (``status``, ``elapsed`` seconds)
 ``RequestFailed``        no response: connection failure or timeout (``error``)
 ``RetryScheduled``       a failed request or poll will be tried again (``error``, ``delay`` when known)
@@ -60,10 +60,13 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class RequestSent:
-    """An API request is about to be sent.
+    """An API request went out at ``sent_at_ns`` (``time.time_ns()``).
 
-    ``route`` is the path template (``/v1/video-projects/{id}``), ``path`` the concrete path; ``request_id``
-    pairs this event with the :class:`ResponseReceived` or :class:`RequestFailed` that ends it.
+    Hooks receive it on the event loop's next turn: on a kept-alive connection the request is on the wire by
+    then (a hook does not delay it), on a new one it may still be connecting. It always comes before the
+    event that ends the request. ``route`` is the path template
+    (``/v1/video-projects/{id}``), ``path`` the concrete path; ``request_id`` pairs this event with the
+    :class:`ResponseReceived` or :class:`RequestFailed` that ends it.
     """
 
     request_id: int
@@ -72,6 +75,7 @@ class RequestSent:
     route: str
     path: str
     attempt: int
+    sent_at_ns: int
 
 
 @attrs.frozen(kw_only=True)
@@ -88,8 +92,9 @@ class ResponseReceived:
 
 @attrs.frozen(kw_only=True)
 class RequestFailed:
-    """``request_id`` got no HTTP response: ``error`` is an ``APIConnectionError`` or ``APITimeoutError``, or
-    the ``asyncio.CancelledError`` of a call cancelled while its request was in flight."""
+    """``request_id`` got no HTTP response: ``error`` is an ``APIConnectionError`` or ``APITimeoutError``, the
+    ``asyncio.CancelledError`` of a call cancelled while its request was in flight, or whatever else ended it
+    (a caller-owned session closed under it raises aiohttp's ``RuntimeError``)."""
 
     request_id: int
     method: str

@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import time
@@ -43,7 +42,6 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry import propagate as otel_propagate
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -85,7 +83,7 @@ def instrument(
         propagate: send the current trace context to the API in a ``traceparent`` header.
     """
     hooks = getattr(client, "_async_client", client)._hooks  # a blocking Client wraps an AsyncClient
-    recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider, propagate=propagate)
+    recorder = _Recorder(tracer_provider=tracer_provider, meter_provider=meter_provider)
     hooks.add(recorder)
     if propagate:
         hooks.add_injector(recorder.inject)
@@ -106,9 +104,7 @@ class _Recorder:
         *,
         tracer_provider: trace.TracerProvider | None,
         meter_provider: metrics.MeterProvider | None,
-        propagate: bool = False,
     ) -> None:
-        self._propagate = propagate
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._counts: collections.Counter[tuple[tuple[str, str | int], ...]] = collections.Counter()
@@ -134,8 +130,6 @@ class _Recorder:
             "magic_hour.render.wait.duration", unit="s", description="From create (or first poll) to finish."
         )
         self._requests_open: dict[int, Span] = {}
-        # Request spans not started yet: (event, parent context, start time in ns); see _request_sent.
-        self._requests_pending: dict[int, tuple[RequestSent, otel_context.Context, int]] = {}
         self._renders_open: dict[str, tuple[Span, float]] = {}
         self._transfers_open: dict[tuple[str, str], Span] = {}
         self._bytes = meter.create_counter(
@@ -182,26 +176,9 @@ class _Recorder:
             otel_propagate.inject(headers, context=trace.set_span_in_context(span))
 
     def _request_sent(self, event: RequestSent) -> None:
-        # The span is started from the event loop's next turn, while the request is on the wire, with the
-        # start time and parent context of this moment: a span start costs the OpenTelemetry SDK tens of
-        # microseconds, which would otherwise sit between the caller and its request. Spans end at once
-        # when the answer comes (starting first if the loop had no turn meanwhile), so a finished call's
-        # span is always complete. With propagation the span must exist before the headers are written.
-        request_id = event.request_id
-        self._requests_pending[request_id] = (event, otel_context.get_current(), time.time_ns())
-        if not self._propagate:
-            try:
-                asyncio.get_running_loop().call_soon(self._start_request, request_id)
-                return
-            except RuntimeError:  # emitted outside an event loop: start it now
-                pass
-        self._start_request(request_id)
-
-    def _start_request(self, request_id: int) -> Span | None:
-        pending = self._requests_pending.pop(request_id, None)
-        if pending is None:  # started already, or ended
-            return None
-        event, parent, started = pending
+        # Hooks get RequestSent on the loop's next turn, while the request is on the wire (so the SDK's span
+        # start, tens of microseconds, is not on the request's path), in the caller's context and stamped
+        # with the moment the request went out; with propagation, at once, before the headers are written.
         address, port = _server(event.url[: event.url.find("/", 8)])  # scheme://host[:port], parsed once
         attributes: dict[str, str | int] = {
             "http.request.method": event.method,
@@ -217,22 +194,13 @@ class _Recorder:
             project = project_id_of(event.path)
             if project is not None and project in self._renders_open:
                 links = [Link(self._renders_open[project][0].get_span_context())]
-        span = self._requests_open[request_id] = self._tracer.start_span(
+        self._requests_open[event.request_id] = self._tracer.start_span(
             f"{event.method} {event.route}",
-            context=parent,
             kind=SpanKind.CLIENT,
             attributes=attributes,
             links=links,
-            start_time=started,
+            start_time=event.sent_at_ns,
         )
-        return span
-
-    def _ended_request(self, request_id: int) -> Span | None:
-        """The span of a request that just ended, started now if its start is still pending."""
-        span = self._requests_open.pop(request_id, None)
-        if span is None and self._start_request(request_id) is not None:
-            span = self._requests_open.pop(request_id)
-        return span
 
     def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(count, dict(key)) for key, count in list(self._counts.items())]
@@ -245,7 +213,7 @@ class _Recorder:
                 ("http.response.status_code", event.status),
             )
         ] += 1
-        span = self._ended_request(event.request_id)
+        span = self._requests_open.pop(event.request_id, None)
         if span is not None:
             if event.status >= 400:
                 span.set_attributes(
@@ -260,7 +228,7 @@ class _Recorder:
 
     def _failed(self, event: RequestFailed) -> None:
         error_type = type(event.error).__name__
-        span = self._ended_request(event.request_id)
+        span = self._requests_open.pop(event.request_id, None)
         if span is not None:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR, str(event.error)))

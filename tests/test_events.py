@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +259,102 @@ async def test_log_records_carry_structured_fields(emu: Emulator, caplog: pytest
     assert {"route": route, "project_id": project_id} in fields  # the scheduler's
     assert all("\n" not in r.getMessage() for r in caplog.records)
     assert emu.token not in caplog.text
+
+
+# -- RequestSent is delivered off the request's path ------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_hooks_get_request_sent_once_the_request_is_on_the_wire() -> None:
+    # A hook must not delay a request: on a kept-alive connection, when it gets RequestSent, the server has
+    # the request already. The server is a socket in a thread (an in-loop server could not read while the
+    # hook holds the loop); the hook waits for it, so a RequestSent delivered before the write times out.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    arrived = threading.Semaphore(0)
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            data = b""
+            for _ in range(2):  # the first request opens the connection, the second reuses it
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(4096)
+                data = data.partition(b"\r\n\r\n")[2]
+                arrived.release()
+                body = b'{"id": "p1", "status": "complete"}'
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+                connection.sendall(head.encode() + b"\r\n\r\n" + body)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    seen: list[events.Event] = []
+    on_the_wire: list[bool] = []
+
+    def hook(event: events.Event) -> None:
+        seen.append(event)
+        if isinstance(event, events.RequestSent) and event.request_id == 2:
+            on_the_wire.append(arrived.acquire(timeout=5))  # blocks the loop: only a sent request arrives
+
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with mh.AsyncClient(token="t0ken-for-tests", base_url=url, hooks=[hook]) as client:
+            await client.v1.image_projects.get(id="p1")
+            assert arrived.acquire(timeout=5)  # the first request's arrival, counted off
+            before = time.time_ns()
+            await client.v1.image_projects.get(id="p1")
+            after = time.time_ns()
+    finally:
+        listener.close()
+        server.join(5)
+    assert on_the_wire == [True]
+    assert _names(seen) == ["RequestSent", "ResponseReceived"] * 2
+    sent = seen[2]
+    assert isinstance(sent, events.RequestSent) and sent.request_id == 2
+    assert before <= sent.sent_at_ns <= after  # stamped as it went out, not when delivered
+
+
+@pytest.mark.asyncio
+async def test_a_request_ended_before_the_loop_turns_is_reported_in_order_and_once() -> None:
+    seen: list[events.Event] = []
+    hooks = Hooks([seen.append])
+    request_id = hooks.request_sent(
+        "GET", "http://127.0.0.1:9/v1/image-projects/p1?a=b", "/v1/image-projects/p1", 0
+    )
+    route = "/v1/image-projects/{id}"
+    hooks.request_ended(
+        events.ResponseReceived(
+            request_id=request_id, method="GET", route=route, status=404, elapsed=0.0, attempt=0
+        )
+    )
+    await asyncio.sleep(0)  # the delivery scheduled for RequestSent finds it delivered already
+    assert _names(seen) == ["RequestSent", "ResponseReceived"]
+    sent = seen[0]
+    assert isinstance(sent, events.RequestSent)
+    assert (sent.request_id, sent.route, sent.url) == (
+        request_id,
+        route,
+        "http://127.0.0.1:9/v1/image-projects/p1?<redacted>",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_fails_without_an_answer_is_reported_in_order() -> None:
+    # A caller-owned session closed under the client fails the call at once (aiohttp's RuntimeError), before
+    # the loop turns: hooks still get RequestSent first, then RequestFailed for the same request.
+    import aiohttp
+
+    seen: list[events.Event] = []
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with mh.AsyncClient(
+        token="t0ken-for-tests", base_url="http://127.0.0.1:9", session=session
+    ) as client:
+        client.add_hook(seen.append)
+        with pytest.raises(RuntimeError):
+            await client.v1.image_projects.get(id="p1")
+        await asyncio.sleep(0)
+    assert _names(seen) == ["RequestSent", "RequestFailed"]
+    sent, failed = seen
+    assert isinstance(sent, events.RequestSent) and isinstance(failed, events.RequestFailed)
+    assert sent.request_id == failed.request_id and isinstance(failed.error, RuntimeError)

@@ -149,10 +149,12 @@ async def test_spans_are_children_of_the_callers_span(
 async def test_a_request_span_covers_the_exchange_and_is_finished_when_the_call_returns(
     client: mh.AsyncClient, telemetry: Telemetry
 ) -> None:
-    # The SDK's span start runs from the loop's next turn, while the request is on the wire: the span must
-    # still start before the request left and carry the caller's context, and be ended by the time the
-    # awaited call returns (a caller reads its exporter right after).
+    # The SDK's span start runs when hooks get RequestSent, on the loop's next turn: the span must still
+    # start when the request went out and carry the caller's context, and be ended by the time the awaited
+    # call returns (a caller reads its exporter right after).
     from aiohttp import web
+
+    from magic_hour_async.events import RequestSent
 
     arrived: list[int] = []
 
@@ -169,9 +171,9 @@ async def test_a_request_span_covers_the_exchange_and_is_finished_when_the_call_
             otel.instrument(
                 other, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
             )
-            sent: list[int] = []  # stamped right after the recorder saw RequestSent, before the SDK call
+            sent: list[int] = []  # when the request went out, as RequestSent says
             other.add_hook(
-                lambda event: sent.append(time.time_ns()) if type(event).__name__ == "RequestSent" else None
+                lambda event: sent.append(event.sent_at_ns) if isinstance(event, RequestSent) else None
             )
             tracer = telemetry.tracer_provider.get_tracer("app")
             with tracer.start_as_current_span("handler") as parent:
@@ -180,7 +182,7 @@ async def test_a_request_span_covers_the_exchange_and_is_finished_when_the_call_
                 [span] = telemetry.finished(GET)  # read at once: no loop turn after the call
                 after = time.time_ns()
     assert span.start_time is not None and span.end_time is not None
-    assert before <= span.start_time <= sent[0] <= arrived[0] <= span.end_time <= after
+    assert before <= span.start_time == sent[0] <= arrived[0] <= span.end_time <= after
     assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
     assert dict(span.attributes or {})["http.response.status_code"] == 200
 
@@ -223,21 +225,29 @@ async def test_a_cancelled_call_ends_its_span_and_tells_the_hooks(telemetry: Tel
 async def test_a_request_answered_before_the_loop_turns_still_gets_its_whole_span(
     telemetry: Telemetry,
 ) -> None:
-    # A hook run outside the event loop's turn order (the answer event right after the sent event) starts
-    # the span on the spot: nothing is lost or left open.
-    from magic_hour_async.events import RequestSent, ResponseReceived
+    # The answer can end a request before the loop turns to deliver its RequestSent: the span is then
+    # started and ended on the spot, from the request's own start time; nothing is lost or left open.
+    from magic_hour_async._hooks import Hooks
+    from magic_hour_async.events import ResponseReceived
 
-    recorder = otel._Recorder(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    hooks = Hooks()
+    hooks.add(
+        otel._Recorder(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     )
-    url = "http://127.0.0.1:9/v1/image-projects/p1"
+    before = time.time_ns()
+    request_id = hooks.request_sent(
+        "GET", "http://127.0.0.1:9/v1/image-projects/p1", "/v1/image-projects/p1", 0
+    )
     route = "/v1/image-projects/{id}"
-    recorder(RequestSent(request_id=1, method="GET", url=url, route=route, path=route, attempt=0))
-    recorder(ResponseReceived(request_id=1, method="GET", route=route, status=404, elapsed=0.0, attempt=0))
+    hooks.request_ended(
+        ResponseReceived(request_id=request_id, method="GET", route=route, status=404, elapsed=0.0, attempt=0)
+    )
     [span] = telemetry.finished(GET)
     assert dict(span.attributes or {})["http.response.status_code"] == 404
     assert span.status.status_code == StatusCode.ERROR
-    await asyncio.sleep(0)  # the deferred start scheduled for request 1 finds nothing left to start
+    assert span.start_time is not None and span.end_time is not None
+    assert before <= span.start_time <= span.end_time
+    await asyncio.sleep(0)  # the delivery scheduled for the request finds nothing left to do
     assert len(telemetry.finished()) == 1
 
 

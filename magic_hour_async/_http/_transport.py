@@ -436,15 +436,9 @@ class Transport:
             timeout = aiohttp.ClientTimeout(total=total, sock_connect=timeout.sock_connect)
             deadlines = None
         hooks = self.hooks if self.hooks.registered else None
-        request_id, route = 0, ""
+        request_id = 0
         if hooks is not None:  # a client without hooks builds no event objects (and never imports them)
-            request_id, route = hooks.request_id(), route_template(path)
-            safe = redact_url(url)
-            hooks.emit(
-                request_events().sent(
-                    request_id=request_id, method=method, url=safe, route=route, path=path, attempt=attempt
-                )
-            )
+            request_id = hooks.request_sent(method, url, path, attempt)
             if hooks.injects:
                 headers = {**headers}
                 hooks.inject(request_id, headers)
@@ -465,32 +459,33 @@ class Transport:
             finally:
                 if deadlines is not None:
                     deadlines.leave(task)
-        except (MagicHourError, asyncio.CancelledError) as exc:
-            # A cancelled call (the caller's timeout, a client that hung up on a web handler) ends its
-            # request too: hooks that opened something for it (a span) must hear that it is over.
+        except BaseException as exc:
+            # Whatever ends a request without an answer ends it for the hooks too: a cancelled call (the
+            # caller's timeout, a client that hung up on a web handler), a caller-owned session closed under
+            # it. Hooks that opened something for it (a span) must hear that it is over.
             if hooks is not None:
                 elapsed = time.perf_counter() - started
                 failed = request_events().failed(
                     request_id=request_id,
                     method=method,
-                    route=route,
+                    route=route_template(path),
                     error=exc,
                     elapsed=elapsed,
                     attempt=attempt,
                 )
-                hooks.emit(failed)
+                hooks.request_ended(failed)
             raise
         if hooks is not None:
             elapsed = time.perf_counter() - started
             received = request_events().received(
                 request_id=request_id,
                 method=method,
-                route=route,
+                route=route_template(path),
                 status=status,
                 elapsed=elapsed,
                 attempt=attempt,
             )
-            hooks.emit(received)
+            hooks.request_ended(received)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             fields = {"method": method, "route": route_template(path), "status": status, "attempt": attempt}
