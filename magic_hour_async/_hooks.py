@@ -7,8 +7,8 @@ A hook that raises is logged once, with its traceback, and otherwise ignored: ob
 
 :meth:`Hooks.request_sent` keeps hooks off a request's path: its :class:`~.events.RequestSent` is built and
 delivered on the event loop's next turn (on a kept-alive connection the request is written by then), and
-:meth:`Hooks.request_ended` delivers it first if the request ended before the loop turned, so hooks always
-see a request's events in order.
+:meth:`Hooks.request_answered` and :meth:`Hooks.request_failed` deliver it first if the request ended before
+the loop turned, so hooks always see a request's events in order.
 
 ``inject`` lets an instrumentation add headers (W3C ``traceparent``) to an outgoing API request; it is only
 called when an injector was registered, which OpenTelemetry does only when the caller asks for propagation.
@@ -83,7 +83,7 @@ def request_events() -> RequestEvents:
 class Hooks:
     """The registered hooks of one client."""
 
-    __slots__ = ("_failed", "_injectors", "_next_id", "_pending", "_tasks", "registered")
+    __slots__ = ("_failed", "_injectors", "_next_id", "_open", "_pending", "_tasks", "registered")
 
     def __init__(self, hooks: list[Hook] | tuple[Hook, ...] = ()) -> None:
         for hook in hooks:
@@ -95,6 +95,7 @@ class Hooks:
         self._tasks: set[asyncio.Task[object]] = set()
         self._next_id = itertools.count(1)
         self._pending: dict[int, _Sent] = {}
+        self._open: dict[int, tuple[str, str, int]] = {}  # method, route, attempt of requests announced
 
     def __bool__(self) -> bool:
         return bool(self.registered)
@@ -132,11 +133,41 @@ class Hooks:
             asyncio.get_running_loop().call_soon(self._deliver_pending, request_id)
         return request_id
 
-    def request_ended(self, event: ResponseReceived | RequestFailed) -> None:
-        """Deliver the event that ends a request, after its :class:`~.events.RequestSent` if still pending."""
+    def request_answered(self, request_id: int, status: int, elapsed: float) -> None:
+        """Deliver a request's :class:`~.events.ResponseReceived` (after its ``RequestSent`` if pending)."""
+        method, route, attempt = self._ended(request_id)
+        received = request_events().received
+        self.emit(
+            received(
+                request_id=request_id,
+                method=method,
+                route=route,
+                status=status,
+                elapsed=elapsed,
+                attempt=attempt,
+            )
+        )
+
+    def request_failed(self, request_id: int, error: BaseException, elapsed: float) -> None:
+        """Deliver a request's :class:`~.events.RequestFailed` (after its ``RequestSent`` if pending)."""
+        method, route, attempt = self._ended(request_id)
+        failed = request_events().failed
+        self.emit(
+            failed(
+                request_id=request_id,
+                method=method,
+                route=route,
+                error=error,
+                elapsed=elapsed,
+                attempt=attempt,
+            )
+        )
+
+    def _ended(self, request_id: int) -> tuple[str, str, int]:
+        """Method, route and attempt of a request that just ended, its ``RequestSent`` delivered first."""
         if self._pending:
-            self._deliver_pending(event.request_id)
-        self.emit(event)
+            self._deliver_pending(request_id)
+        return self._open.pop(request_id)
 
     def _deliver_pending(self, request_id: int) -> None:
         sent = self._pending.pop(request_id, None)
@@ -145,11 +176,13 @@ class Hooks:
 
     def _deliver(self, request_id: int, sent: _Sent) -> None:
         method, url, path, attempt, sent_at_ns = sent
+        route = route_template(path)  # here, off the request's path, for the event that will end it too
+        self._open[request_id] = (method, route, attempt)
         event = request_events().sent(
             request_id=request_id,
             method=method,
             url=redact_url(url),
-            route=route_template(path),
+            route=route,
             path=path,
             attempt=attempt,
             sent_at_ns=sent_at_ns,

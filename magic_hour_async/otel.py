@@ -107,7 +107,8 @@ class _Recorder:
     ) -> None:
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
-        self._counts: collections.Counter[tuple[tuple[str, str | int], ...]] = collections.Counter()
+        # (method, route, status code or error.type): a flat key costs one tuple per request
+        self._counts: collections.Counter[tuple[str, str, int | str]] = collections.Counter()
         meter.create_observable_counter(
             "magic_hour.client.requests",
             callbacks=[self._observe_requests],
@@ -203,16 +204,20 @@ class _Recorder:
         )
 
     def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(count, dict(key)) for key, count in list(self._counts.items())]
+        return [
+            Observation(
+                count,
+                {
+                    "http.request.method": method,
+                    "url.template": route,
+                    ("http.response.status_code" if isinstance(outcome, int) else "error.type"): outcome,
+                },
+            )
+            for (method, route, outcome), count in list(self._counts.items())
+        ]
 
     def _response(self, event: ResponseReceived) -> None:
-        self._counts[
-            (
-                ("http.request.method", event.method),
-                ("url.template", event.route),
-                ("http.response.status_code", event.status),
-            )
-        ] += 1
+        self._counts[event.method, event.route, event.status] += 1
         span = self._requests_open.pop(event.request_id, None)
         if span is not None:
             if event.status >= 400:
@@ -233,12 +238,7 @@ class _Recorder:
             span.set_attribute("error.type", error_type)
             span.set_status(Status(StatusCode.ERROR, str(event.error)))
             span.end()
-        key = (
-            ("http.request.method", event.method),
-            ("url.template", event.route),
-            ("error.type", error_type),
-        )
-        self._counts[key] += 1
+        self._counts[event.method, event.route, error_type] += 1
 
     def _render_span(
         self, project_id: str, name: str, *, tool: str | None = None, credits: int | None = None

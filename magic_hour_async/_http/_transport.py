@@ -464,28 +464,10 @@ class Transport:
             # caller's timeout, a client that hung up on a web handler), a caller-owned session closed under
             # it. Hooks that opened something for it (a span) must hear that it is over.
             if hooks is not None:
-                elapsed = time.perf_counter() - started
-                failed = request_events().failed(
-                    request_id=request_id,
-                    method=method,
-                    route=route_template(path),
-                    error=exc,
-                    elapsed=elapsed,
-                    attempt=attempt,
-                )
-                hooks.request_ended(failed)
+                hooks.request_failed(request_id, exc, time.perf_counter() - started)
             raise
         if hooks is not None:
-            elapsed = time.perf_counter() - started
-            received = request_events().received(
-                request_id=request_id,
-                method=method,
-                route=route_template(path),
-                status=status,
-                elapsed=elapsed,
-                attempt=attempt,
-            )
-            hooks.request_ended(received)
+            hooks.request_answered(request_id, status, time.perf_counter() - started)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             fields = {"method": method, "route": route_template(path), "status": status, "attempt": attempt}
