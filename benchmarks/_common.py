@@ -28,14 +28,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server_process(module: str, *args: str) -> Iterator[str]:
-    """Run ``python -m <module> --port N ...`` and yield its base URL once it accepts connections."""
+def server_process(module: str, *args: str, cpus: set[int] | None = None) -> Iterator[str]:
+    """Run ``python -m <module> --port N ...`` and yield its base URL once it accepts connections.
+
+    ``cpus``: the CPUs the server may run on (Linux), see :func:`cores_apart`.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    if cpus is not None:
+        os.sched_setaffinity(proc.pid, cpus)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -48,6 +53,29 @@ def server_process(module: str, *args: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def cores_apart() -> Iterator[set[int] | None]:
+    """Keep this process off one CPU and yield that CPU for the loopback server (None: cannot, nothing done).
+
+    A real API runs on another machine: it never takes the client's core. On loopback the scheduler often
+    wakes the server on the client's core (and back), so both run with each other's caches and a contender's
+    ratio swings with where the two happened to land. Pinning them apart removes that variable for every
+    contender alike. The pin holds for this thread and the threads it starts (a blocking client's loop, an
+    exporter's).
+    """
+    get = getattr(os, "sched_getaffinity", None)
+    allowed = sorted(get(0)) if get is not None else []
+    if len(allowed) < 2:
+        yield None
+        return
+    server = {allowed[-1]}
+    os.sched_setaffinity(0, set(allowed[:-1]))
+    try:
+        yield server
+    finally:
+        os.sched_setaffinity(0, set(allowed))
 
 
 def median(values: Sequence[float]) -> float:

@@ -4,7 +4,8 @@ Every contender opens its client once, against the same loopback server process,
 measurement runs in rounds, and in each round every contender (in rotating order, so none always goes first)
 makes ``n`` sequential GETs, timed. Short interleaved rounds keep a load change on a shared machine from
 favouring whoever ran at that moment; a garbage collection before each timed block keeps one contender's
-garbage from being collected on another's clock. The table reports the median over rounds of requests per
+garbage from being collected on another's clock. The server and the client run on different cores (where the
+machine has two or more), as a remote API would. The table reports the median over rounds of requests per
 second and of each contender's ratio to raw aiohttp in the same round.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks._common import TOKEN, dump, median, server_process, table
+from benchmarks._common import TOKEN, cores_apart, dump, median, server_process, table
 
 PROJECT_ID = "clx7uu86w0a5qp55yxz315r6r"
 WARM_UP = 50
@@ -157,7 +158,7 @@ async def measure(n: int, rounds: int) -> str:
     names = list(contenders())
     rates: dict[str, list[float]] = {name: [] for name in names}
     ratios: dict[str, list[float]] = {name: [] for name in names}
-    with server_process("benchmarks._fixed_server") as url:
+    with cores_apart() as server_cpus, server_process("benchmarks._fixed_server", cpus=server_cpus) as url:
         async with contextlib.AsyncExitStack() as stack:
             blocks = {name: await stack.enter_async_context(make(url)) for name, make in contenders().items()}
             for block in blocks.values():

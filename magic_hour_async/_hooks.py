@@ -1,9 +1,10 @@
 """The client's hook dispatcher: one object that delivers :mod:`.events` to every registered hook.
 
 The emitting code checks ``if hooks:`` first, so a client without hooks builds no event objects on the request
-path. Plain hooks run inline in the emitting task (an OpenTelemetry hook relies on that: its spans see the
-caller's context); coroutine hooks become tasks that :meth:`Hooks.aclose` awaits, so none outlives the client.
-A hook that raises is logged once, with its traceback, and otherwise ignored: observing never breaks a call.
+path. Plain hooks run inline in the caller's context (an OpenTelemetry hook relies on that: its spans get the
+caller's span as parent; ``RequestSent`` runs from a loop callback in a copy of that context); coroutine hooks
+become tasks that :meth:`Hooks.aclose` awaits, so none outlives the client. A hook that raises is logged once,
+with its traceback, and otherwise ignored: observing never breaks a call.
 
 :meth:`Hooks.request_sent` keeps hooks off a request's path: its :class:`~.events.RequestSent` is built and
 delivered on the event loop's next turn (on a kept-alive connection the request is written by then), and
