@@ -62,7 +62,8 @@ class ConfigurationError(MagicHourError, ValueError):
 
 
 class ClientClosedError(MagicHourError, RuntimeError):
-    """The client was used after ``close()``; create a new one."""
+    """The client was used after ``close()`` (create a new one), or the aiohttp session it was given is
+    closed."""
 
 
 class APIStatusError(MagicHourError):

@@ -93,8 +93,8 @@ class ResponseReceived:
 @attrs.frozen(kw_only=True)
 class RequestFailed:
     """``request_id`` got no HTTP response: ``error`` is an ``APIConnectionError`` or ``APITimeoutError``, the
-    ``asyncio.CancelledError`` of a call cancelled while its request was in flight, or whatever else ended it
-    (a caller-owned session closed under it raises aiohttp's ``RuntimeError``)."""
+    ``asyncio.CancelledError`` of a call cancelled while its request was in flight, or whatever else ended
+    it."""
 
     request_id: int
     method: str

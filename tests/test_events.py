@@ -10,8 +10,9 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -339,21 +340,23 @@ async def test_a_request_ended_before_the_loop_turns_is_reported_in_order_and_on
 
 @pytest.mark.asyncio
 async def test_a_request_that_fails_without_an_answer_is_reported_in_order() -> None:
-    # A caller-owned session closed under the client fails the call at once (aiohttp's RuntimeError), before
-    # the loop turns: hooks still get RequestSent first, then RequestFailed for the same request.
-    import aiohttp
+    # An error the SDK does not map (here a session whose request raises at once, before the loop turns) still
+    # ends the request for the hooks: RequestSent first, then RequestFailed for the same request.
+    class Broken:
+        closed = False
+
+        def request(self, *args: object, **kwargs: object) -> object:
+            raise ValueError("unexpected")
 
     seen: list[events.Event] = []
-    session = aiohttp.ClientSession()
-    await session.close()
+    session = cast("aiohttp.ClientSession", Broken())
     async with mh.AsyncClient(
-        token="t0ken-for-tests", base_url="http://127.0.0.1:9", session=session
+        token="t0ken-for-tests", base_url="http://127.0.0.1:9", session=session, hooks=[seen.append]
     ) as client:
-        client.add_hook(seen.append)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ValueError, match="unexpected"):
             await client.v1.image_projects.get(id="p1")
         await asyncio.sleep(0)
     assert _names(seen) == ["RequestSent", "RequestFailed"]
     sent, failed = seen
     assert isinstance(sent, events.RequestSent) and isinstance(failed, events.RequestFailed)
-    assert sent.request_id == failed.request_id and isinstance(failed.error, RuntimeError)
+    assert sent.request_id == failed.request_id and isinstance(failed.error, ValueError)

@@ -20,6 +20,7 @@ from magic_hour_async import (
     APIConnectionError,
     APITimeoutError,
     AsyncClient,
+    ClientClosedError,
     RateLimitError,
     ResponseDecodeError,
     ServerError,
@@ -411,6 +412,18 @@ async def test_caller_owned_session_is_used_and_left_open(scripted: ScriptedServ
             project = await client.v1.audio_projects.get(id="p1")
         assert project.id == "p1"
         assert not session.closed
+
+
+@pytest.mark.asyncio
+async def test_a_closed_caller_owned_session_is_a_typed_error(scripted: ScriptedServer) -> None:
+    # aiohttp itself raises a bare RuntimeError("Session is closed"); the caller should learn which session.
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with AsyncClient(token=TOKEN, base_url=scripted.url, session=session) as client:
+        with pytest.raises(ClientClosedError, match="session= is closed") as info:
+            await client.v1.audio_projects.get(id="p1")
+    assert isinstance(info.value, RuntimeError)  # what code written against aiohttp's error still catches
+    assert scripted.requests == []
 
 
 def test_retry_policy_rejects_nonsense() -> None:

@@ -67,6 +67,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # Enough of an error body for its message and a useful ``.body``; the rest is not read.
 _ERROR_BODY_LIMIT = 64 << 10
 _CLOSED = "this client is closed; create a new one"
+_CALLER_CLOSED = "the aiohttp session passed as session= is closed; pass an open one, or none"
 # Failures that happen before any byte of the request is written: safe to retry even a paid create.
 _connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
 _NOT_SENT: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError,) + (
@@ -309,8 +310,11 @@ class Transport:
         """The session for the running loop, or None when one must be (re)made first."""
         if self._closed:
             raise ClientClosedError(_CLOSED)
-        if self._caller_session is not None:
-            return self._caller_session
+        caller = self._caller_session
+        if caller is not None:
+            if caller.closed:  # aiohttp would raise a bare RuntimeError("Session is closed")
+                raise ClientClosedError(_CALLER_CLOSED)
+            return caller
         own = self._own
         # Only its loop's shutdown closes a session we own, and then that loop is never running again.
         if own is not None and own.loop is asyncio.get_running_loop():
@@ -461,8 +465,8 @@ class Transport:
                     deadlines.leave(task)
         except BaseException as exc:
             # Whatever ends a request without an answer ends it for the hooks too: a cancelled call (the
-            # caller's timeout, a client that hung up on a web handler), a caller-owned session closed under
-            # it. Hooks that opened something for it (a span) must hear that it is over.
+            # caller's timeout, a client that hung up on a web handler), an error aiohttp raises that is not
+            # mapped. Hooks that opened something for it (a span) must hear that it is over.
             if hooks is not None:
                 hooks.request_failed(request_id, exc, time.perf_counter() - started)
             raise
