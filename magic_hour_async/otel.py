@@ -177,9 +177,9 @@ class _Recorder:
             otel_propagate.inject(headers, context=trace.set_span_in_context(span))
 
     def _request_sent(self, event: RequestSent) -> None:
-        # Hooks get RequestSent on the loop's next turn, while the request is on the wire (so the SDK's span
-        # start, tens of microseconds, is not on the request's path), in the caller's context and stamped
-        # with the moment the request went out; with propagation, at once, before the headers are written.
+        # Hooks get RequestSent on the loop's next turn, once a kept-alive connection has the request (so the
+        # SDK's span start, tens of microseconds, is not on the request's path), in the caller's context and
+        # stamped with the moment it went out; with propagation, at once, before the headers are written.
         address, port = _server(event.url[: event.url.find("/", 8)])  # scheme://host[:port], parsed once
         attributes: dict[str, str | int] = {
             "http.request.method": event.method,
