@@ -64,9 +64,10 @@ class RequestSent:
 
     Hooks receive it on the event loop's next turn: on a kept-alive connection the request is on the wire by
     then (a hook does not delay it), on a new one it may still be connecting. It always comes before the
-    event that ends the request. ``route`` is the path template
-    (``/v1/video-projects/{id}``), ``path`` the concrete path; ``request_id`` pairs this event with the
-    :class:`ResponseReceived` or :class:`RequestFailed` that ends it.
+    event that ends the request.
+
+    ``route`` is the path template (``/v1/video-projects/{id}``), ``path`` the concrete path; ``request_id``
+    pairs this event with the :class:`ResponseReceived` or :class:`RequestFailed` that ends it.
     """
 
     request_id: int
